@@ -1,0 +1,28 @@
+# The commands the README names. Each creates and fills .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export CIFAR10_ROOT ?= $(CURDIR)/data
+
+.PHONY: setup train report test lab clean
+
+$(VENV)/.installed: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install everything
+
+train: setup  ## the seed recipe: 10 epochs of Adam, prints the table, writes outputs/output.png
+	$(PY) train.py --overwrite
+
+test: setup  ## unit tests, notebook tests (nbval) and the report smoke test
+	$(PY) -m pytest
+
+lab: setup  ## open the notebooks in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf outputs/runs outputs/notebooks

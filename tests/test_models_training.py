@@ -1,0 +1,112 @@
+import math
+
+import pytest
+import torch
+
+from cifar_utils import runs
+from cifar_utils.data import load_cifar10
+from cifar_utils.errors import ConfigError
+from cifar_utils.models import available_models, build_model, count_macs
+from cifar_utils.training import TrainConfig, fit, lr_factor
+
+
+@pytest.fixture(scope="module")
+def tiny(synthetic_root):
+    return load_cifar10(synthetic_root, download=False, verify=False)
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_every_model_maps_uint8_images_to_ten_logits(name):
+    model = build_model(name).eval()
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        out = model(images)
+    assert out.shape == (2, 10) and out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+def test_unknown_model_lists_the_choices():
+    with pytest.raises(ConfigError, match="unknown model 'nope'.*seed_cnn"):
+        build_model("nope")
+
+
+def test_count_macs_of_a_single_conv():
+    model = build_model("seed_cnn")
+    assert count_macs(model) > 0
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    assert count_macs(conv) == 32 * 32 * 8 * 3 * 9
+
+
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("epochs", -3), ("batch_size", 0), ("lr", 0.0),
+                                         ("lr", -1e-3), ("lr", float("nan")), ("optimizer", "rmsprop"),
+                                         ("device", "tpu"), ("precision", "int8"), ("augment", "mixup")])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ConfigError, match=field.replace("_", "[_ ]") if field not in ("lr",) else "lr"):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_schedules():
+    cfg = TrainConfig(epochs=2, schedule="onecycle", warmup_epochs=1)
+    assert lr_factor(cfg, 0, 100) == pytest.approx(1 / 50)
+    assert lr_factor(cfg, 49, 100) == pytest.approx(1.0)
+    assert lr_factor(cfg, 99, 100) < 0.05
+    cos = TrainConfig(epochs=2, schedule="cosine")
+    assert lr_factor(cos, 0, 100) == pytest.approx(1.0) and lr_factor(cos, 50, 100) == pytest.approx(0.5)
+    assert lr_factor(TrainConfig(), 77, 100) == 1.0
+
+
+def _small(**kw):
+    base = dict(epochs=3, batch_size=50, val_size=50, lr=3e-3, device="cpu", precision="fp32")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_short_training_lowers_the_loss(tiny):
+    result = fit(_small(epochs=4), dataset=tiny, progress=False, log=lambda *_: None)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < 0.8 * losses[0]
+    assert set(result.history[0]) == set(runs.HISTORY_COLUMNS if hasattr(runs, "HISTORY_COLUMNS") else result.history[0])
+    assert result.metrics["test_accuracy"] is not None and 0 <= result.metrics["test_accuracy"] <= 1
+
+
+def test_seeded_runs_are_reproducible(tiny):
+    a = fit(_small(epochs=2, augment="flip+translate", seed=5), dataset=tiny, progress=False, log=lambda *_: None)
+    b = fit(_small(epochs=2, augment="flip+translate", seed=5), dataset=tiny, progress=False, log=lambda *_: None)
+    c = fit(_small(epochs=2, augment="flip+translate", seed=6), dataset=tiny, progress=False, log=lambda *_: None)
+    strip = lambda h: [{k: v for k, v in row.items() if k != "seconds"} for row in h]  # noqa: E731
+    assert strip(a.history) == strip(b.history)
+    assert strip(a.history) != strip(c.history)
+
+
+def test_run_folder_and_checkpoint_round_trip(tiny, tmp_path):
+    run_dir = tmp_path / "run"
+    result = fit(_small(epochs=2), dataset=tiny, run_dir=run_dir, progress=False, log=lambda *_: None)
+    for name in (runs.CONFIG, runs.HISTORY, runs.METRICS, runs.CHECKPOINT, runs.CURVES):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert len(runs.read_history(run_dir / runs.HISTORY)) == 2
+    metrics = runs.read_json(run_dir / runs.METRICS)
+    assert {"git_commit", "torch", "device", "seed"} <= set(metrics["provenance"])
+    loaded = runs.load_run(run_dir)
+    assert loaded.config == result.config and len(loaded.history) == 2
+    result.model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.model(tiny.test_images[:20]), result.model.cpu()(tiny.test_images[:20]))
+
+
+def test_history_table_has_the_seed_format():
+    table = runs.history_table([{"epoch": 1, "train_loss": 1.45991, "train_acc": 0.4689, "val_loss": 1.1647,
+                                 "val_acc": 0.5852, "lr": 1e-3, "seconds": 1.0}])
+    lines = table.splitlines()
+    assert lines[0] == "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |"
+    assert lines[2] == "| 1 | 1.4599 | 46.89% | 1.1647 | 58.52% |"
+
+
+def test_evaluate_matches_manual_accuracy(tiny):
+    from cifar_utils.training import evaluate
+
+    model = build_model("seed_cnn").eval()
+    result = evaluate(model, tiny.test_images, tiny.test_labels, batch_size=33)
+    with torch.no_grad():
+        logits = model(tiny.test_images)
+    assert result["accuracy"] == pytest.approx((logits.argmax(1) == tiny.test_labels).float().mean().item())
+    assert result["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, tiny.test_labels).item(), rel=1e-5)
+    assert not math.isnan(result["loss"])
