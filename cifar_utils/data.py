@@ -95,9 +95,9 @@ def _unpickle(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
             return _CifarUnpickler(io.BufferedReader(fh), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except Exception as exc:  # only allowed constructors ran, so any failure (even MemoryError) means a bad file
         raise DatasetError(
-            f"CIFAR-10 file {path} could not be read ({exc}); it is corrupt or not a CIFAR batch: "
+            f"CIFAR-10 file {path} could not be read ({str(exc) or type(exc).__name__}); it is corrupt or not a CIFAR batch: "
             f"delete it and run again to download it afresh"
         ) from None
 
@@ -107,7 +107,7 @@ def _read_batch(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         pixels = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # not a dict, no such key, wrong size: whatever a bad file holds
         raise DatasetError(f"CIFAR-10 file {path} is not a CIFAR batch ({exc}); delete it and download it afresh") from None
     if len(labels) != len(pixels) or (len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES))):
         raise DatasetError(f"CIFAR-10 file {path} has inconsistent labels; delete it and download it afresh")

@@ -8,8 +8,6 @@ import csv
 import io
 import json
 import math
-import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,15 +119,54 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         path = path / CHECKPOINT
     if not path.is_file():
         raise CifarError(f"checkpoint {path} not found; is {path.parent} a run folder that finished at least one epoch?")
+    if path.stat().st_size == 0:
+        raise CifarError(f"checkpoint {path} is empty (0 bytes); retrain, or resume from a good copy")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CifarError(f"checkpoint {path} is corrupt or truncated and cannot be loaded ({first_line[:200]}); "
+    except Exception as exc:  # a damaged file can fail inside torch.load in many ways; all mean "unreadable"
+        reason = _load_failure(exc)
+        if "GLOBAL" in reason:  # weights_only refused a class or function before calling it
+            raise CifarError(f"checkpoint {path} holds code, not only weights ({reason}); refused without running "
+                             f"it: load only checkpoints this project wrote") from None
+        raise CifarError(f"checkpoint {path} is corrupt or truncated and cannot be loaded ({reason}); "
                          f"retrain, or resume from a good copy") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "model" not in payload:
-        raise CifarError(f"{path} is not a cifar_utils checkpoint; retrain to create one")
+    if (not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT
+            or not {"model", "config"} <= set(payload)):
+        raise CifarError(f"checkpoint {path} is not a cifar_utils checkpoint; retrain to create one")
     return payload
+
+
+def _load_failure(exc: Exception) -> str:
+    """The telling line of a torch.load error, e.g. 'Unsupported operand 203' rather than its preamble."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    specific = [line for line in lines if "GLOBAL" in line or line.startswith("Unsupported")]
+    reason = (specific or lines or [""])[0].split(". ")[0].rstrip(".")
+    return f"{type(exc).__name__}: {reason}"[:200] if reason else type(exc).__name__
+
+
+def resume_checkpoint(run_dir: str | Path) -> dict:
+    """The checkpoint that `train --resume run_dir` continues from, or a CifarError saying why there is none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CifarError(f"cannot resume {run_dir}: no such run folder")
+    if not (run_dir / CHECKPOINT).exists() and not (run_dir / CONFIG).exists():
+        raise CifarError(f"cannot resume {run_dir}: it is not a run folder (no {CONFIG}, no {CHECKPOINT}); "
+                         f"give the folder a run was trained into, e.g. outputs/runs/<name>")
+    if not (run_dir / CHECKPOINT).exists():
+        raise CifarError(f"cannot resume {run_dir}: it holds no checkpoint ({CHECKPOINT}) because its first epoch "
+                         f"never finished; train it again with --out {run_dir} --overwrite")
+    payload = load_checkpoint(run_dir / CHECKPOINT)
+    missing = sorted({"optimizer", "history", "rng"} - set(payload))
+    if missing:
+        raise CifarError(f"cannot resume {run_dir}: its checkpoint lacks the training state ({', '.join(missing)})")
+    return payload
+
+
+def _weights_mismatch(expected: dict, saved: dict) -> str:
+    missing, unexpected = expected.keys() - saved.keys(), saved.keys() - expected.keys()
+    reshaped = [k for k in expected.keys() & saved.keys()
+                if not isinstance(saved[k], torch.Tensor) or saved[k].shape != expected[k].shape]
+    return f"{len(missing)} tensors missing, {len(unexpected)} unexpected, {len(reshaped)} of another shape"
 
 
 @dataclass
@@ -154,8 +191,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
     model = build_model(config.model, channels_last=config.channels_last, **config.model_kwargs)
     try:
         model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise CifarError(f"checkpoint {run_dir / CHECKPOINT} does not match model {config.model!r} ({str(exc)[:200]})") from None
+    except RuntimeError:
+        raise CifarError(f"checkpoint {run_dir / CHECKPOINT} does not match model {config.model!r} "
+                         f"({_weights_mismatch(model.state_dict(), payload['model'])}); it was saved by another "
+                         f"architecture or version: retrain") from None
     model.to(device).eval()
     metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else None
     return LoadedRun(run_dir, config, model, list(payload.get("history", [])), metrics)

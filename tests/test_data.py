@@ -1,21 +1,8 @@
-import os
-import pickle
-import shutil
-
 import pytest
 import torch
 
 from cifar_utils import data as D
 from cifar_utils.errors import DatasetError
-
-
-def _copy_dataset(src_root, dst_root):
-    """Link every real file into a writable copy of the layout, so one file can be replaced."""
-    src, dst = src_root / D.FOLDER, dst_root / D.FOLDER
-    dst.mkdir(parents=True)
-    for name in D.FILES:
-        os.symlink(src / name, dst / name)
-    return dst
 
 
 def test_real_files_verify_and_load(real_data):
@@ -24,39 +11,6 @@ def test_real_files_verify_and_load(real_data):
     assert real_data.train_labels.dtype == torch.int64
     assert real_data.test_images.shape == (10000, 3, 32, 32)
     assert torch.bincount(real_data.test_labels).tolist() == [1000] * 10
-
-
-def test_truncated_file_is_refused_with_clear_message(real_root, tmp_path):
-    folder = _copy_dataset(real_root, tmp_path)
-    target = folder / "data_batch_3"
-    data = target.read_bytes()
-    target.unlink()
-    target.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DatasetError, match=r"data_batch_3 is corrupt .*delete .* download it afresh"):
-        D.load_cifar10(tmp_path, download=False)
-
-
-def test_one_flipped_byte_is_refused(real_root, tmp_path):
-    folder = _copy_dataset(real_root, tmp_path)
-    target = folder / "test_batch"
-    data = bytearray(target.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    target.unlink()
-    target.write_bytes(bytes(data))
-    with pytest.raises(DatasetError, match=r"test_batch is corrupt \(md5 mismatch"):
-        D.load_cifar10(tmp_path, download=False)
-
-
-def test_missing_file_is_named(real_root, tmp_path):
-    folder = _copy_dataset(real_root, tmp_path)
-    (folder / "data_batch_5").unlink()
-    with pytest.raises(DatasetError, match=r"data_batch_5 is missing"):
-        D.load_cifar10(tmp_path, download=False)
-
-
-def test_missing_root_without_download_says_what_to_do(tmp_path):
-    with pytest.raises(DatasetError, match=r"CIFAR10_ROOT"):
-        D.load_cifar10(tmp_path / "nowhere", download=False)
 
 
 def test_root_resolution_prefers_argument_then_environment(monkeypatch, tmp_path):
@@ -72,26 +26,6 @@ def test_synthetic_dataset_loads_only_without_verification(synthetic_root):
         D.load_cifar10(synthetic_root, download=False)
     ds = D.load_cifar10(synthetic_root, download=False, verify=False)
     assert ds.train_images.shape == (500, 3, 32, 32) and ds.test_images.shape == (100, 3, 32, 32)
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_malicious_pickle_is_refused_without_running_code(synthetic_root, tmp_path):
-    root = tmp_path / "evil"
-    shutil.copytree(synthetic_root, root)
-    marker = tmp_path / "pwned"
-    (root / D.FOLDER / "data_batch_2").write_bytes(pickle.dumps({b"data": _Payload(marker), b"labels": [0]}, protocol=2))
-    with pytest.raises(DatasetError, match="corrupt"):  # verification refuses it before unpickling
-        D.load_cifar10(root, download=False, verify=True)
-    with pytest.raises(DatasetError, match=r"data_batch_2 could not be read \(refusing to load"):
-        D.load_cifar10(root, download=False, verify=False)  # the restricted unpickler refuses it too
-    assert not marker.exists()
 
 
 def test_split_is_deterministic_disjoint_and_stratified(real_data):
