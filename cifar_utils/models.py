@@ -148,3 +148,17 @@ def resnet18(num_classes: int = 10, width: int = 64) -> nn.Module:
         c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
     return nn.Sequential(*layers)
+
+
+# ----------------------------------------------------------------------------- fast
+
+
+@register("fast")
+def fast(widths=(64, 256, 256), **kwargs) -> nn.Module:
+    """The airbench-style fast net (cifar_utils/fastnet.py): whitening conv, three conv blocks, ~2M parameters.
+
+    `widths` sets the three blocks' channels; (32, 64, 64) costs 17M instead of 118M multiply-adds per image.
+    """
+    from .fastnet import FastNet
+
+    return FastNet(widths=tuple(widths), **kwargs)

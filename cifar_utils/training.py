@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
+from .atomic import interrupts_deferred, remove_temporaries
 from .errors import CifarError, ConfigError
+from .fastnet import AVERAGING, TTA_MODES, AlternatingFlip, WeightAverager, tta_logits
 from .models import Classifier, available_models, build_model
 
 AUGMENTATIONS = {
@@ -27,6 +30,8 @@ AUGMENTATIONS = {
     "flip": D.Augment(flip=True, pad=0),
     "translate": D.Augment(flip=False, pad=4),
     "flip+translate": D.Augment(flip=True, pad=4),
+    # Mirror alternate halves of the data in alternate epochs (seeded), translate by up to 2 px.
+    "alt_flip+translate2": AlternatingFlip(pad=2),
 }
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
@@ -58,6 +63,14 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool = True
     eval_batch_size: int = 1000
+    # Fast-recipe knobs; their defaults leave the seed recipe unchanged.
+    warmup_fraction: float = 0.0  # warm-up as a share of all steps (instead of warmup_epochs)
+    bn_bias_lr_scale: float = 1.0  # lr multiplier for 1-D parameters (BatchNorm/whitening biases)
+    lr_per_1024: bool = False  # lr is per 1024 images: scales with batch_size/1024, as does the per-step decay
+    averaging: str = "none"  # weight averaging: "none", "ema" or "lookahead"
+    averaging_decay: float = 0.95 ** 5
+    averaging_every: int = 5
+    tta: str = "none"  # test-time augmentation of the final evaluation: "none", "mirror", "mirror+translate"
 
     def validate(self) -> "TrainConfig":
         if self.model not in available_models():
@@ -76,8 +89,16 @@ class TrainConfig:
             raise ConfigError(f"train_subset must be positive when given, got {self.train_subset!r}")
         if not 0 <= self.val_size < 50000:
             raise ConfigError(f"val_size must be between 0 and 49999, got {self.val_size!r}")
+        if not 0 <= self.warmup_fraction < 1 or (self.warmup_fraction and self.warmup_epochs):
+            raise ConfigError(f"warmup_fraction must be in [0, 1) and not combined with warmup_epochs, "
+                              f"got {self.warmup_fraction!r} (warmup_epochs {self.warmup_epochs!r})")
+        if not self.bn_bias_lr_scale > 0:
+            raise ConfigError(f"bn_bias_lr_scale must be positive, got {self.bn_bias_lr_scale!r}")
+        if not (0 <= self.averaging_decay < 1 and isinstance(self.averaging_every, int) and self.averaging_every > 0):
+            raise ConfigError(f"averaging_decay must be in [0, 1) and averaging_every a positive whole number, "
+                              f"got {self.averaging_decay!r} and {self.averaging_every!r}")
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS,
-                   "device": DEVICES, "augment": tuple(AUGMENTATIONS)}
+                   "device": DEVICES, "augment": tuple(AUGMENTATIONS), "averaging": AVERAGING, "tta": TTA_MODES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; choose one of: {', '.join(allowed)}")
@@ -136,17 +157,36 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 # ----------------------------------------------------------------------------- optimizer, schedule
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def param_groups(config: TrainConfig, model: nn.Module) -> list[dict]:
+    """One group, or with `bn_bias_lr_scale`/`lr_per_1024` two: weights and 1-D parameters (biases).
+
+    A group's "lr_scale" multiplies the scheduled lr in the loop. Weight decay is divided by it,
+    so that every group decays by the same lr * weight_decay per step: the biases learn faster
+    without being pulled to zero faster.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
+    if config.bn_bias_lr_scale == 1.0 and not config.lr_per_1024:
+        return [{"params": params}]
+    batch_scale = config.batch_size / 1024 if config.lr_per_1024 else 1.0
+    weights = [p for p in params if p.ndim > 1]
+    biases = [p for p in params if p.ndim <= 1]
+    groups = [{"params": weights, "lr_scale": batch_scale, "weight_decay": config.weight_decay},
+              {"params": biases, "lr_scale": batch_scale * config.bn_bias_lr_scale,
+               "weight_decay": config.weight_decay / config.bn_bias_lr_scale}]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    groups = param_groups(config, model)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+        return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                            weight_decay=config.weight_decay)
 
 
 def lr_factor(config: TrainConfig, step: int, total_steps: int) -> float:
     """Learning-rate multiplier at `step`; a pure function of the step, so resuming needs no state."""
-    warmup = int(config.warmup_epochs * total_steps / config.epochs)
+    warmup = int(config.warmup_epochs * total_steps / config.epochs + config.warmup_fraction * total_steps)
     if step < warmup:
         return (step + 1) / warmup
     if config.schedule == "constant":
@@ -160,35 +200,60 @@ def lr_factor(config: TrainConfig, step: int, total_steps: int) -> float:
 # ----------------------------------------------------------------------------- evaluation
 
 
+def _tta_mode(tta: bool | str) -> str:
+    """`--tta` as a flag means the mirror; a string names the mode."""
+    if isinstance(tta, bool):
+        return "mirror" if tta else "none"
+    return tta
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000, device=None,
-                   precision: torch.dtype | None = None, tta: bool = False) -> torch.Tensor:
-    """Logits (N, 10) as float32 on the CPU. `tta` averages the image with its mirror."""
+                   precision: torch.dtype | None = None, tta: bool | str = False,
+                   with_plain: bool = False):
+    """Logits (N, 10) as float32 on the CPU.
+
+    `tta`: True or "mirror" averages the image with its mirror; "mirror+translate" also uses
+    1-pixel translations (see fastnet.tta_logits). `with_plain` returns (tta logits, plain
+    logits), the plain ones from the same forward pass.
+    """
+    mode = _tta_mode(tta)
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    chunks = []
+    chunks, plain_chunks = [], []
     try:
         for start in range(0, len(images), batch_size):
             x = images[start : start + batch_size].to(device, non_blocking=True)
             with autocast(device, precision):
-                logits = model(x).float()
-                if tta:
-                    logits = 0.5 * (logits + model(x.flip(-1)).float())
+                plain = model(x).float()
+                logits = tta_logits(model, x, mode, plain)
             chunks.append(logits.cpu())
+            plain_chunks.append(plain.cpu())
     finally:
         model.train(was_training)
-    return torch.cat(chunks) if chunks else torch.empty(0, 10)
+    cat = lambda c: torch.cat(c) if c else torch.empty(0, 10)  # noqa: E731
+    return (cat(chunks), cat(plain_chunks)) if with_plain else cat(chunks)
+
+
+def _scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    return nn.functional.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **kwargs) -> dict:
-    """Mean cross-entropy loss and accuracy (a fraction) of `model` on a split."""
-    logits = predict_logits(model, images, **kwargs)
+    """Mean cross-entropy loss and accuracy (a fraction) of `model` on a split.
+
+    With test-time augmentation (`tta`), also "loss_no_tta" and "accuracy_no_tta".
+    """
+    tta = _tta_mode(kwargs.get("tta", False)) != "none"
+    logits, plain = predict_logits(model, images, with_plain=True, **kwargs)
     if len(labels) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "n": 0}
-    loss = nn.functional.cross_entropy(logits, labels).item()
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return {"loss": loss, "accuracy": accuracy, "n": len(labels)}
+    loss, accuracy = _scores(logits, labels)
+    result = {"loss": loss, "accuracy": accuracy, "n": len(labels)}
+    if tta:
+        result["loss_no_tta"], result["accuracy_no_tta"] = _scores(plain, labels)
+    return result
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -209,6 +274,9 @@ class Split:
 
 
 def make_split(config: TrainConfig, dataset: D.Cifar10) -> Split:
+    if config.val_size >= len(dataset.train_labels):
+        raise ConfigError(f"val_size {config.val_size} leaves no training images: {dataset.root} holds only "
+                          f"{len(dataset.train_labels)}; choose a smaller --val-size")
     train_idx, val_idx = D.stratified_split(dataset.train_labels, config.val_size, seed=0)
     if config.train_subset is not None:
         # A seeded, class-mixed subset: the first images of a fixed shuffle.
@@ -227,6 +295,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     generator: torch.Generator  # shuffling and augmentation
     history: list = field(default_factory=list)
+    averager: WeightAverager | None = None  # EMA / lookahead weights, when the config asks for them
 
     @property
     def epoch(self) -> int:
@@ -242,7 +311,10 @@ def init_state(config: TrainConfig, split: Split, device: torch.device) -> Train
         model.net.initialize_from_data(model.mean, model.std, split.train_images)
     optimizer = make_optimizer(config, model)
     generator = torch.Generator().manual_seed(config.seed)
-    return TrainState(model, optimizer, generator)
+    averager = None
+    if config.averaging != "none":
+        averager = WeightAverager(model, config.averaging, config.averaging_decay, config.averaging_every)
+    return TrainState(model, optimizer, generator, averager=averager)
 
 
 def train_one_epoch(config: TrainConfig, state: TrainState, split: Split, device: torch.device,
@@ -257,9 +329,11 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: Split, device
     model.train()
     losses, correct, seen = [], torch.zeros((), device=device), 0
     start = time.perf_counter()
-    batches = D.iterate_batches(split.train_images, split.train_labels, config.batch_size, shuffle=True,
-                                drop_last=drop_last, augment=AUGMENTATIONS[config.augment],
-                                generator=state.generator, device=device)
+    images, augment = split.train_images, AUGMENTATIONS[config.augment]
+    if hasattr(augment, "epoch_view"):  # per-epoch augmentation decided by (seed, epoch), e.g. alternating flip
+        images, augment = augment.epoch_view(images, config.seed, epoch)
+    batches = D.iterate_batches(images, split.train_labels, config.batch_size, shuffle=True,
+                                drop_last=drop_last, augment=augment, generator=state.generator, device=device)
     bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
                leave=False, unit="batch")
     lr = config.lr
@@ -274,6 +348,8 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: Split, device
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if state.averager is not None:
+            state.averager.step(model, step + 1, total_steps)
         losses.append(loss.detach())
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -285,7 +361,8 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: Split, device
     _check_finite(losses, epoch, steps_per_epoch, config)
     train_seconds = time.perf_counter() - start
     train_loss = torch.stack(losses).mean().item() if losses else float("nan")
-    return {"train_loss": train_loss, "train_acc": correct.item() / max(1, seen), "lr": lr, "train_seconds": train_seconds}
+    return {"train_loss": train_loss, "train_acc": correct.item() / max(1, seen), "lr": lr, "train_seconds": train_seconds,
+            "steps": steps_per_epoch}
 
 
 def _check_finite(losses: list, epoch: int, steps_per_epoch: int, config: TrainConfig) -> None:
@@ -293,11 +370,12 @@ def _check_finite(losses: list, epoch: int, steps_per_epoch: int, config: TrainC
         return
     finite = torch.isfinite(torch.stack(losses))
     if not bool(finite.all()):
-        step = int((~finite).nonzero()[0])
-        raise NonFiniteLoss(
-            f"the training loss became non-finite at epoch {epoch}, step {step + 1} of {steps_per_epoch} "
-            f"(lr {config.lr:g}); try a lower learning rate (--lr {config.lr / 10:g})"
-        )
+        raise _non_finite("the training loss", epoch, int((~finite).nonzero()[0]) + 1, steps_per_epoch, config)
+
+
+def _non_finite(what: str, epoch: int, step: int, steps_per_epoch: int, config: TrainConfig) -> NonFiniteLoss:
+    return NonFiniteLoss(f"{what} became non-finite at epoch {epoch}, step {step} of {steps_per_epoch} "
+                         f"(lr {config.lr:g}); try a lower learning rate (--lr {config.lr / 10:g})")
 
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -311,6 +389,8 @@ def run_epoch(config: TrainConfig, state: TrainState, split: Split, device: torc
     if len(split.val_images):
         val = evaluate(state.model, split.val_images, split.val_labels, batch_size=config.eval_batch_size,
                        device=device, precision=precision)
+        if not math.isfinite(val["loss"]):  # the epoch's last update broke the model; its own loss was finite
+            raise _non_finite("the validation loss", state.epoch + 1, row["steps"], row["steps"], config)
     else:
         val = {"loss": float("nan"), "accuracy": float("nan")}
     entry = {"epoch": state.epoch + 1, "train_loss": row["train_loss"], "train_acc": row["train_acc"],
@@ -344,10 +424,23 @@ def _rng_payload(state: TrainState, device: torch.device) -> dict:
     return payload
 
 
+def _save_checkpoint(run_dir, config: TrainConfig, state: TrainState, device: torch.device) -> None:
+    from . import runs
+
+    payload = {"config": config.to_dict(), "model": state.model.state_dict(),
+               "optimizer": state.optimizer.state_dict(), "history": state.history,
+               "rng": _rng_payload(state, device)}
+    if state.averager is not None:
+        payload["averager"] = state.averager.state_dict()
+    runs.save_checkpoint(Path(run_dir) / runs.CHECKPOINT, payload)
+
+
 def _restore(state: TrainState, payload: dict, device: torch.device) -> None:
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     state.history = list(payload["history"])
+    if state.averager is not None:
+        state.averager.load_state_dict(payload["averager"])
     rng = payload["rng"]
     torch.set_rng_state(rng["torch"])
     state.generator.set_state(rng["generator"])
@@ -379,12 +472,14 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     if resume:
         if run_dir is None:
             raise ConfigError("resume needs the run folder to continue")
-        checkpoint = runs.load_checkpoint(Path(run_dir) / runs.CHECKPOINT)
+        checkpoint = runs.resume_checkpoint(run_dir)
+        remove_temporaries(run_dir)  # what a killed run was writing when it died
         saved = TrainConfig.from_dict(checkpoint["config"])
         if config is not None:
             diff = _config_differences(saved.to_dict(), config.to_dict())
             if diff:
-                raise ConfigError(f"cannot resume {run_dir} with a different configuration: " + "; ".join(diff))
+                raise ConfigError(f"cannot resume {run_dir} with a different configuration ({'; '.join(diff)}); "
+                                  f"resume without changing them, or train a new run into another --out")
         config = saved
     config = (config or TrainConfig()).validate()
     device = resolve_device(config.device)
@@ -406,22 +501,24 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     if run_dir is not None:
         runs.write_json(Path(run_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
 
-    while state.epoch < config.epochs:
-        try:
+    saved_epoch = state.epoch if checkpoint is not None else 0
+    try:
+        while state.epoch < config.epochs:
             entry = run_epoch(config, state, split, device, precision, progress)
-        except KeyboardInterrupt:
-            where = f"; its checkpoint after epoch {state.epoch} is in {run_dir}" if run_dir and state.epoch else ""
-            how = f"; continue with: python -m cifar_utils train --resume {run_dir}" if run_dir and state.epoch else ""
-            raise TrainingInterrupted(f"training interrupted during epoch {state.epoch + 1}{where}{how}") from None
-        log(format_epoch(entry, config.epochs))
-        if run_dir is not None:
-            runs.save_checkpoint(Path(run_dir) / runs.CHECKPOINT, {
-                "config": config.to_dict(), "model": state.model.state_dict(),
-                "optimizer": state.optimizer.state_dict(), "history": state.history,
-                "rng": _rng_payload(state, device)})
-            runs.write_history(Path(run_dir) / runs.HISTORY, state.history)
+            log(format_epoch(entry, config.epochs))
+            if run_dir is not None:
+                with interrupts_deferred():  # a Ctrl-C waits until checkpoint and history agree
+                    _save_checkpoint(run_dir, config, state, device)
+                    runs.write_history(Path(run_dir) / runs.HISTORY, state.history)
+                    saved_epoch = state.epoch
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(_interrupted(config, state, run_dir, saved_epoch, data_root, verify_data)) from None
 
-    eval_kwargs = dict(batch_size=config.eval_batch_size, device=device, precision=precision)
+    if state.averager is not None:  # the averaged weights are the result; idempotent on a finished resume
+        state.averager.finalize(state.model)
+        if run_dir is not None:
+            _save_checkpoint(run_dir, config, state, device)
+    eval_kwargs = dict(batch_size=config.eval_batch_size, device=device, precision=precision, tta=config.tta)
     start = time.perf_counter()
     val = evaluate(state.model, split.val_images, split.val_labels, **eval_kwargs) if len(split.val_images) else None
     test = evaluate(state.model, dataset.test_images, dataset.test_labels, **eval_kwargs) if evaluate_test else None
@@ -430,6 +527,8 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     metrics = {
         "val_accuracy": val["accuracy"] if val else None, "val_loss": val["loss"] if val else None,
         "test_accuracy": test["accuracy"] if test else None, "test_loss": test["loss"] if test else None,
+        "tta": config.tta, "test_accuracy_no_tta": (test or {}).get("accuracy_no_tta"),
+        "eval_seconds": eval_seconds,
         "epochs": config.epochs, "train_images": len(split.train_images), "val_images": len(split.val_images),
         "seconds": train_seconds + eval_seconds, "train_seconds": train_seconds,
         "images_per_second": len(split.train_images) * config.epochs / train_seconds if train_seconds else None,
@@ -446,3 +545,54 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
 
 class TrainingInterrupted(CifarError):
     pass
+
+
+def _interrupted(config: TrainConfig, state: TrainState, run_dir, saved_epoch: int, data_root, verify_data: bool) -> str:
+    """What a Ctrl-C left behind, and the command that continues from it."""
+    done = saved_epoch if run_dir is not None else state.epoch  # epochs whose work is kept
+    where = f"in epoch {done + 1} of {config.epochs}" if done < config.epochs else "after its last epoch"
+    if run_dir is None:
+        return f"training interrupted {where}; nothing was saved (no run folder was given)"
+    if not saved_epoch:
+        return (f"training interrupted {where}, before its first checkpoint, so there is nothing to resume: "
+                f"train it again with --out {shlex.quote(str(run_dir))} --overwrite")
+    command = f"python -m cifar_utils train --resume {shlex.quote(str(run_dir))}"
+    command += f" --data-root {shlex.quote(str(data_root))}" if data_root is not None else ""
+    command += "" if verify_data else " --no-verify"
+    return f"training interrupted {where}; the checkpoint after epoch {saved_epoch} is in {run_dir}; continue with: {command}"
+
+
+def finished_run_matches(config: TrainConfig, run_dir: str | Path) -> bool:
+    """True when `run_dir` holds a finished run (checkpoint and metrics) of exactly `config`."""
+    from . import runs
+
+    run_dir = Path(run_dir)
+    if not ((run_dir / runs.METRICS).is_file() and (run_dir / runs.CHECKPOINT).is_file()):
+        return False
+    try:
+        saved = TrainConfig.from_dict(runs.load_checkpoint(run_dir)["config"])
+    except CifarError:
+        return False
+    return saved.to_dict() == config.to_dict() and len(runs.read_history(run_dir / runs.HISTORY)) == config.epochs
+
+
+def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True, resume: bool = False,
+                 log=print, **fit_kwargs) -> FitResult:
+    """`fit` into `run_dir`, unless it already holds this very run finished (then load it) or,
+    with `resume`, an interrupted one (then continue it). A run of another config is replaced.
+
+    Re-running a notebook or the report then costs no training when nothing changed.
+    """
+    from . import runs
+
+    config = config.validate()
+    run_dir = Path(run_dir)
+    if reuse and finished_run_matches(config, run_dir):
+        loaded = runs.load_run(run_dir, resolve_device(config.device))
+        commit = (loaded.metrics or {}).get("provenance", {}).get("git_commit", "unknown")
+        log(f"reusing the finished run in {run_dir} (same configuration, trained at commit {commit}); "
+            f"set REUSE=False / delete the folder to train it again")
+        return FitResult(loaded.model, loaded.config, loaded.history, loaded.metrics, run_dir)
+    if resume and (run_dir / runs.CHECKPOINT).is_file():
+        return fit(config, run_dir=run_dir, resume=True, log=log, **fit_kwargs)
+    return fit(config, run_dir=run_dir, overwrite=True, log=log, **fit_kwargs)

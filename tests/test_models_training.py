@@ -110,3 +110,20 @@ def test_evaluate_matches_manual_accuracy(tiny):
     assert result["accuracy"] == pytest.approx((logits.argmax(1) == tiny.test_labels).float().mean().item())
     assert result["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, tiny.test_labels).item(), rel=1e-5)
     assert not math.isnan(result["loss"])
+
+
+def test_fit_or_reuse_loads_a_finished_run_and_retrains_a_changed_one(tiny, tmp_path):
+    from cifar_utils.training import fit_or_reuse
+
+    run_dir = tmp_path / "run"
+    first = fit(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=lambda *_: None)
+    said = []
+    again = fit_or_reuse(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
+    assert said and said[0].startswith("reusing the finished run")
+    assert again.history == first.history and again.metrics == runs.read_json(run_dir / runs.METRICS)
+    said.clear()
+    changed = fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
+    assert not any(s.startswith("reusing") for s in said) and changed.config.lr == 1e-3
+    said.clear()
+    fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, reuse=False, progress=False, log=said.append)
+    assert not any(s.startswith("reusing") for s in said)

@@ -1,0 +1,267 @@
+"""The fast recipe's pieces: the airbench-style network, alternating flip, TTA and weight averaging.
+
+Ideas from the airbench paper (Jordan 2024, arXiv 2404.00498) and its predecessors; the code is
+our own. Every unusual choice carries a one-line reason. `models.py` registers the network as
+"fast"; `training.py` uses the rest when a config asks for it (augment "alt_flip+translate2",
+averaging "lookahead"/"ema", tta "mirror+translate").
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import data as D
+
+# ----------------------------------------------------------------------------- network
+
+
+class FrozenScaleBatchNorm(nn.BatchNorm2d):
+    """BatchNorm with its scale fixed at 1 (only the bias learns), always computed in fp32.
+
+    A learned scale is redundant before a conv that is itself free to scale; fixing it removes
+    parameters that only slow SGD down. fp32 keeps the batch statistics exact under autocast.
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.4, eps: float = 1e-12):
+        super().__init__(num_features, eps=eps, momentum=momentum)
+        self.weight.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
+class DiracConv(nn.Conv2d):
+    """3x3 conv, no bias, whose first `in_channels` filters start as the identity.
+
+    The identity part lets the signal pass through a fresh network unchanged, so early steps
+    train like a shallower net; the remaining filters keep PyTorch's random init.
+    """
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(c_in, c_out, kernel_size=3, padding=1, bias=False)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        n = min(self.in_channels, self.out_channels)
+        with torch.no_grad():
+            self.weight[:n].zero_()
+            self.weight[torch.arange(n), torch.arange(n), 1, 1] = 1.0
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 -> maxpool2 -> BN -> GELU -> conv3x3 -> BN -> GELU (pooling early: 4x fewer FLOPs after it)."""
+
+    def __init__(self, c_in: int, c_out: int, bn_momentum: float):
+        super().__init__()
+        self.conv1 = DiracConv(c_in, c_out)
+        self.pool = nn.MaxPool2d(2)
+        self.norm1 = FrozenScaleBatchNorm(c_out, bn_momentum)
+        self.conv2 = DiracConv(c_out, c_out)
+        self.norm2 = FrozenScaleBatchNorm(c_out, bn_momentum)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        x = self.act(self.norm1(self.pool(self.conv1(x))))
+        return self.act(self.norm2(self.conv2(x)))
+
+
+class FastNet(nn.Module):
+    """Frozen 2x2 whitening conv, three ConvBlocks, global max-pool, a linear head scaled by `head_scale`.
+
+    About 2M parameters at widths (64, 256, 256), 118M multiply-adds per image.
+    """
+
+    PATCH = 2
+
+    def __init__(self, widths=(64, 256, 256), bn_momentum: float = 0.4, head_scale: float = 1 / 9,
+                 whiten_eps: float = 5e-4, num_classes: int = 10):
+        super().__init__()
+        n_patch = 3 * self.PATCH * self.PATCH
+        # Both signs of every whitened direction: GELU then sees each feature's two halves.
+        self.whiten = nn.Conv2d(3, 2 * n_patch, self.PATCH, padding=0, bias=True)
+        self.whiten.weight.requires_grad_(False)  # fitted to the data, never trained
+        nn.init.zeros_(self.whiten.bias)
+        self.whiten_eps = whiten_eps
+        self.act = nn.GELU()
+        blocks, c_in = [], 2 * n_patch
+        for width in widths:
+            blocks.append(ConvBlock(c_in, int(width), bn_momentum))
+            c_in = int(width)
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Linear(c_in, num_classes, bias=False)
+        # Small logits at the start keep the early label-smoothed loss gradients well scaled.
+        self.head_scale = head_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(self.act(self.whiten(x)))
+        return self.head(x.amax(dim=(2, 3))) * self.head_scale
+
+    @torch.no_grad()
+    def initialize_from_data(self, mean: torch.Tensor, std: torch.Tensor, train_images: torch.Tensor,
+                             max_images: int = 5000) -> None:
+        """Fit the whitening conv to the normalised training images' 2x2 patches."""
+        weight, bias = whitening_filters(train_images, mean, std, self.PATCH, self.whiten_eps, max_images)
+        self.whiten.weight.copy_(weight.to(self.whiten.weight))
+        self.whiten.bias.copy_(bias.to(self.whiten.bias))
+
+
+def patch_moments(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, patch: int = 2,
+                  chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (d,) and covariance (d, d) in float64 of all `patch`x`patch` patches of the normalised images."""
+    mean = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1).cpu()
+    std = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1).cpu()
+    d = images.shape[1] * patch * patch
+    total, outer, count = torch.zeros(d, dtype=torch.float64), torch.zeros(d, d, dtype=torch.float64), 0
+    for start in range(0, len(images), chunk):
+        x = (images[start : start + chunk].cpu().float() - mean) / std
+        # (B, d, L): every patch a column, features ordered (channel, row, col) like a conv weight.
+        cols = nn.functional.unfold(x, patch)
+        total += cols.sum((0, 2)).double()
+        outer += torch.bmm(cols, cols.transpose(1, 2)).sum(0).double()  # fp32 per image, fp64 across
+        count += cols.shape[0] * cols.shape[2]
+    mu = total / count
+    return mu, outer / count - torch.outer(mu, mu)
+
+
+def whitening_filters(images: torch.Tensor, mean, std, patch: int = 2, eps: float = 5e-4,
+                      max_images: int | None = 5000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conv weight (2d, 3, p, p) and bias (2d,) whose first d outputs have identity covariance.
+
+    Filters are the covariance's eigenvectors scaled by 1/sqrt(eigenvalue + eps), largest first,
+    then the same filters negated; the bias removes the patch mean.
+    """
+    if max_images is not None and len(images) > max_images:
+        images = images[torch.linspace(0, len(images) - 1, max_images).long()]  # spread over the split
+    mu, cov = patch_moments(images, mean, std, patch)
+    eigenvalues, eigenvectors = torch.linalg.eigh(cov)  # ascending
+    order = eigenvalues.argsort(descending=True)
+    w = eigenvectors[:, order].T / torch.sqrt(eigenvalues[order].clamp_min(0) + eps)[:, None]
+    b = -(w @ mu)
+    c = images.shape[1]
+    weight = torch.cat([w, -w]).reshape(-1, c, patch, patch).float()
+    return weight, torch.cat([b, -b]).float()
+
+
+# ----------------------------------------------------------------------------- alternating flip
+
+
+def _base_flip_mask(n: int, seed: int) -> torch.Tensor:
+    """Exactly half of the n images, chosen by the seed alone (no generator state to checkpoint)."""
+    gen = torch.Generator().manual_seed(int(seed) * 7919 + 104729)
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.randperm(n, generator=gen)[: n // 2]] = True
+    return mask
+
+
+def alternating_flip_mask(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which of the n training images are mirrored in `epoch` (1-based).
+
+    Epoch 1 mirrors a seeded random half; every later epoch mirrors exactly the others, so each
+    image is seen both ways in every two epochs instead of at random. A pure function of
+    (n, seed, epoch): resuming at any epoch gives the same masks.
+    """
+    mask = _base_flip_mask(n, seed)
+    return ~mask if epoch % 2 == 0 else mask
+
+
+class AlternatingFlip:
+    """Augmentation "alt_flip+...": mirror per `alternating_flip_mask`, then translate batches by up to `pad` px."""
+
+    def __init__(self, pad: int = 2, pad_mode: str = "reflect"):
+        self.pad = pad
+        self.batch_augment = D.Augment(flip=False, pad=pad, pad_mode=pad_mode) if pad else None
+
+    def epoch_view(self, images: torch.Tensor, seed: int, epoch: int) -> tuple[torch.Tensor, D.Augment | None]:
+        """The epoch's training images (mirrored where the mask says) and the per-batch augmentation."""
+        mask = alternating_flip_mask(len(images), seed, epoch).to(images.device)
+        return torch.where(mask[:, None, None, None], images.flip(-1), images), self.batch_augment
+
+    def __repr__(self) -> str:
+        return f"AlternatingFlip(pad={self.pad})"
+
+
+# ----------------------------------------------------------------------------- test-time augmentation
+
+TTA_MODES = ("none", "mirror", "mirror+translate")
+
+
+def _mirror_mean(model: nn.Module, x: torch.Tensor, plain: torch.Tensor | None = None) -> torch.Tensor:
+    plain = model(x).float() if plain is None else plain
+    return 0.5 * (plain + model(x.flip(-1)).float())
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, mode: str, plain: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits averaged over the views of `mode`; `plain` (model(x), if already computed) is reused.
+
+    "mirror": the image and its mirror. "mirror+translate": half that, half the same pair for the
+    image shifted one pixel up-left and one pixel down-right (reflect padding), 6 passes in all.
+    """
+    if mode == "none":
+        return model(x).float() if plain is None else plain
+    if mode not in TTA_MODES:
+        raise ValueError(f"unknown TTA mode {mode!r}; choose one of: {', '.join(TTA_MODES)}")
+    logits = _mirror_mean(model, x, plain)
+    if mode == "mirror":
+        return logits
+    padded = nn.functional.pad(x.float(), (1, 1, 1, 1), mode="reflect")
+    h, w = x.shape[-2:]
+    shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
+    return 0.5 * logits + 0.25 * sum(_mirror_mean(model, s) for s in shifted)
+
+
+# ----------------------------------------------------------------------------- weight averaging
+
+AVERAGING = ("none", "ema", "lookahead")
+
+
+class WeightAverager:
+    """An exponential moving average of the model's float tensors (parameters and BN statistics).
+
+    Every `every` steps: avg <- avg + (1 - d) * (w - avg), with d = decay * progress**3 so that the
+    average follows the weights closely early (when they move fast) and smooths heavily late.
+    "lookahead" then copies the average back into the model (the averaged weights keep training);
+    "ema" leaves the model alone until `finalize`. Its state is a list of tensors, so it fits a
+    weights_only checkpoint.
+    """
+
+    def __init__(self, model: nn.Module, mode: str = "lookahead", decay: float = 0.95 ** 5, every: int = 5):
+        if mode not in AVERAGING[1:]:
+            raise ValueError(f"unknown averaging {mode!r}; choose one of: {', '.join(AVERAGING[1:])}")
+        self.mode, self.decay, self.every = mode, decay, every
+        self.average = [t.detach().clone() for t in self._tensors(model)]
+
+    @staticmethod
+    def _tensors(model: nn.Module) -> list[torch.Tensor]:
+        return [t for t in model.state_dict().values() if t.is_floating_point()]
+
+    def decay_at(self, step: int, total_steps: int) -> float:
+        return self.decay * (step / max(1, total_steps)) ** 3
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        for avg, live in zip(self.average, self._tensors(model)):
+            avg.lerp_(live, 1.0 - decay)
+            if self.mode == "lookahead":
+                live.copy_(avg)
+
+    def step(self, model: nn.Module, step: int, total_steps: int) -> None:
+        """Call after optimizer step number `step` (1-based) of `total_steps`."""
+        if step % self.every == 0:
+            self.update(model, self.decay_at(step, total_steps))
+
+    @torch.no_grad()
+    def finalize(self, model: nn.Module) -> None:
+        """Put the average into the model (idempotent, so a resumed finished run gives the same model)."""
+        for avg, live in zip(self.average, self._tensors(model)):
+            live.copy_(avg)
+
+    def state_dict(self) -> dict:
+        return {"mode": self.mode, "decay": self.decay, "every": self.every, "average": list(self.average)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["average"]) != len(self.average):
+            raise ValueError("weight-average state does not match the model")
+        self.mode, self.decay, self.every = state["mode"], state["decay"], state["every"]
+        for avg, saved in zip(self.average, state["average"]):
+            avg.copy_(saved)
