@@ -18,6 +18,9 @@ setup: $(VENV)/.installed  ## create .venv and install everything
 train: setup  ## the seed recipe: 10 epochs of Adam, prints the table, writes outputs/output.png
 	$(PY) train.py --overwrite
 
+report: setup  ## the main job: runs notebooks 01-03 with papermill; outputs/results.md, reports/*.html, figures/, output.png
+	$(PY) -m cifar_utils report $(REPORT_ARGS)
+
 test: setup  ## unit tests, notebook tests (nbval) and the report smoke test
 	$(PY) -m pytest
 
@@ -25,4 +28,4 @@ lab: setup  ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf outputs/runs outputs/notebooks
+	rm -rf outputs/runs outputs/notebooks outputs/reports outputs/figures

@@ -1,0 +1,180 @@
+"""The report command: bad input refused up front, failures reported and harmless, a smoke run end to end."""
+import copy
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from cifar_utils import report as R
+from cifar_utils.cli import main
+from cifar_utils.errors import CifarError, ConfigError, DatasetError
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+# ----------------------------------------------------------------------------- the committed notebooks
+
+
+@pytest.mark.parametrize("name", R.NOTEBOOKS)
+def test_notebooks_are_committed_clean_with_parameters_after_imports(name):
+    nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    assert R.strip_notebook(copy.deepcopy(nb)) == nb, f"strip it: python -c \"from cifar_utils.report import strip_outputs; strip_outputs('notebooks/{name}')\""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "import" in code[0].source and "parameters" in code[1].metadata.get("tags", [])
+    declared = R.notebook_parameters(NOTEBOOKS_DIR / name)
+    assert set(R.NOTEBOOK_REQUIRED) <= set(declared)
+    for cell in code:
+        assert bool(cell.outputs) == (R.CHECK_MARK in cell.source), "only NBVAL_CHECK_OUTPUT cells keep outputs"
+
+
+def test_training_notebook_declares_every_training_parameter():
+    assert set(R.TRAIN_PARAMETERS) | {"RECIPE", "RUN_NAME", "RUNS_DIR"} <= set(R.notebook_parameters(NOTEBOOKS_DIR / "02_training.ipynb"))
+
+
+def test_exploration_notebook_checks_its_deterministic_outputs():
+    nb = nbformat.read(NOTEBOOKS_DIR / "01_data_exploration.ipynb", as_version=4)
+    checked = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" and R.CHECK_MARK in c.source
+                      for o in c.outputs)
+    assert "total       45000        5000  10000" in checked and "125.3389" in checked
+
+
+@pytest.mark.parametrize("text,value", [("5", 5), ("0.002", 0.002), ("True", True), ("None", None),
+                                        ("['a', 'b']", ["a", "b"]), ("seed", "seed"), ("flip+translate", "flip+translate")])
+def test_parameter_values_are_read_as_papermill_does(text, value):
+    assert R.parse_value(text) == value
+
+
+def test_smoke_default_follows_cifar_smoke_then_ci(monkeypatch):
+    monkeypatch.delenv("CIFAR_SMOKE", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert R.smoke_default() is False
+    monkeypatch.setenv("CI", "true")
+    assert R.smoke_default() is True
+    monkeypatch.setenv("CIFAR_SMOKE", "0")
+    assert R.smoke_default() is False
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("CIFAR_SMOKE", "1")
+    assert R.smoke_default() is True
+
+
+# ----------------------------------------------------------------------------- bad input: refused before any notebook
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    import cifar_utils.data as D
+
+    monkeypatch.setattr(D, "_download", lambda root: (_ for _ in ()).throw(AssertionError("tests never download")))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-p", "EPOCHZ", "2"], "unknown notebook parameter 'EPOCHZ'; the notebooks take: "),
+    (["-p", "OUTPUT_DIR", "/tmp/x"], "parameter OUTPUT_DIR is set by the report itself; use --out"),
+    (["-p", "epochs", "0"], "epochs must be a positive whole number"),
+    (["-p", "RECIPE", "nope"], "unknown recipe 'nope'"),
+    (["-p", "RUNS", "['no-such-run']"], "run folder no-such-run does not exist"),
+    (["-p", "RUN_NAME", "../escape"], "RUN_NAME must be a plain folder name"),
+])
+def test_bad_report_input_is_one_clear_error_before_any_notebook(args, message, tmp_path, capsys, synthetic_root):
+    out = tmp_path / "out"
+    code = main(["report", "--smoke", "--out", str(out), "--data-root", str(synthetic_root), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err, err
+    assert not out.exists()  # nothing started, nothing written
+
+
+def test_missing_dataset_is_named_before_any_notebook(tmp_path, no_download):
+    with pytest.raises(DatasetError, match=r"CIFAR-10 not found: .*empty.*cifar-10-batches-py does not exist"):
+        R.run_report(tmp_path / "out", smoke=True, data_root=tmp_path / "empty", log=None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_parameters_are_all_listed():
+    with pytest.raises(ConfigError, match="unknown notebook parameters 'A', 'B'"):
+        R.run_report("unused", params={"A": 1, "B": 2}, smoke=True, log=None)
+
+
+# ----------------------------------------------------------------------------- a failing notebook
+
+
+def _fake_notebook(path: Path, *cells: str) -> None:
+    params = new_code_cell("SMOKE = False\nDATA_ROOT = None\nVERIFY_DATA = True\nOUTPUT_DIR = None")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[new_code_cell("import os"), params, *[new_code_cell(c) for c in cells]])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+def test_failing_notebook_stops_the_report_and_replaces_nothing(tmp_path, synthetic_root):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _fake_notebook(nbs / "01_data_exploration.ipynb", "x = 1", "raise RuntimeError('boom: the data looked wrong')")
+    _fake_notebook(nbs / "02_training.ipynb", "raise AssertionError('never reached')")
+    _fake_notebook(nbs / "03_results_analysis.ipynb", "raise AssertionError('never reached')")
+    out = tmp_path / "out"
+    (out / "notebooks").mkdir(parents=True)
+    (out / "results.md").write_text("the good report\n")
+    (out / "notebooks" / "01_data_exploration.ipynb").write_text("{}\n")
+
+    with pytest.raises(CifarError) as exc:
+        R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, notebooks_dir=nbs, log=None)
+    message = str(exc.value)
+    assert "notebook 01_data_exploration.ipynb failed in cell" in message
+    assert "RuntimeError: boom: the data looked wrong" in message
+    assert "raise RuntimeError('boom: the data looked wrong')" in message  # the failing cell's source
+    assert (out / "results.md").read_text() == "the good report\n"
+    assert (out / "notebooks" / "01_data_exploration.ipynb").read_text() == "{}\n"
+    assert (out / "notebooks" / "01_data_exploration.failed.ipynb").is_file()
+    assert not list(out.glob(".report-staging-*")) and not (out / "reports").exists()
+
+
+# ----------------------------------------------------------------------------- the real thing, in smoke mode
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_report_smoke_run_writes_every_artifact(real_root, synthetic_root, tmp_path, capsys):
+    from cifar_utils.data import load_cifar10
+    from cifar_utils.training import TrainConfig, fit
+
+    out = tmp_path / "out"
+    # Another run already present: the comparison table must include it.
+    fit(TrainConfig(epochs=1, batch_size=100, val_size=50, device="cpu", precision="fp32"),
+        dataset=load_cifar10(synthetic_root, download=False, verify=False), run_dir=out / "runs" / "earlier-run",
+        progress=False, log=lambda *_: None)
+
+    assert main(["report", "--smoke", "--out", str(out), "--data-root", str(real_root)]) == 0
+    printed = capsys.readouterr().out
+    run_name = "seed-seed_cnn-seed0-smoke"
+    assert f"report written to {out.resolve()}" in printed
+
+    stems = [Path(n).stem for n in R.NOTEBOOKS]
+    expected = [out / "results.md", out / "output.png"]
+    expected += [out / "notebooks" / f"{s}.ipynb" for s in stems] + [out / "reports" / f"{s}.html" for s in stems]
+    expected += [out / "figures" / f for f in ("01_class_balance.png", "01_class_samples.png", "01_channel_histograms.png",
+                                             "01_mean_images.png", "02_training_curves.png", "03_confusion_matrix.png",
+                                             "03_misclassified.png", "03_reliability.png", f"03_curves_{run_name}.png",
+                                             "03_curves_earlier-run.png")]
+    expected += [out / "runs" / run_name / f for f in ("config.json", "history.csv", "metrics.json", "model.pt", "analysis.json")]
+    for path in expected:
+        assert path.is_file() and path.stat().st_size > 0, f"{path} missing or empty"
+    assert not list(out.glob(".report-staging-*"))
+
+    for stem in stems:  # every notebook ran to the end without an error output
+        nb = nbformat.read(out / "notebooks" / f"{stem}.ipynb", as_version=4)
+        assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+
+    training_html = (out / "reports" / "02_training.html").read_text()
+    assert "<table" in training_html and "Validation Accuracy" in training_html
+    analysis_html = (out / "reports" / "03_results_analysis.html").read_text()
+    assert "Final val accuracy" in analysis_html and "earlier-run" in analysis_html and "<img" in analysis_html
+
+    results = (out / "results.md").read_text()
+    assert "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |" in results
+    assert "| Run | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
+    assert "on 1000 test images" in results and "git commit" in results and "report wall time" in results
+    analysis = json.loads((out / "runs" / run_name / "analysis.json").read_text())
+    assert analysis["test_images"] == 1000 and 0 <= analysis["test_accuracy"] <= 1
