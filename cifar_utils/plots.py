@@ -192,3 +192,64 @@ def plot_reliability(bins: dict, ece: float | None = None):
     ax_count.set(xlabel="Confidence (max softmax probability)", ylabel="Predictions")
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- experiments
+
+
+def plot_group_intervals(frame, by: str, metrics=(("val_accuracy", "Validation"), ("test_accuracy", "Test")),
+                         confidence: float = 0.95, title: str | None = None):
+    """Mean accuracy per value of `by` with t confidence intervals as error bars, each seed a dot."""
+    import numpy as np
+
+    from .stats import summarize
+
+    order = list(dict.fromkeys(frame[by]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(order)), 4.2))
+    offsets = np.linspace(-0.15, 0.15, len(metrics))
+    for (column, label), offset, colour in zip(metrics, offsets, ("tab:blue", "tab:orange", "tab:green")):
+        xs = np.arange(len(order)) + offset
+        summaries = [summarize(frame.loc[frame[by] == v, column], confidence) for v in order]
+        means = np.array([100 * s.mean for s in summaries])
+        halves = np.array([100 * s.half_width if s.n > 1 else 0.0 for s in summaries])
+        ax.errorbar(xs, means, yerr=halves, fmt="o", capsize=5, color=colour, label=f"{label} (mean, {confidence:.0%} CI)")
+        for x, value in zip(xs, order):
+            seeds = 100 * frame.loc[frame[by] == value, column].to_numpy(dtype=float)
+            ax.scatter(np.full(len(seeds), x + 0.06), seeds, s=10, color=colour, alpha=0.45)
+    ax.set_xticks(range(len(order)), [str(v) for v in order], rotation=15)
+    ax.set(ylabel="Accuracy (%)", xlabel=by, title=title or f"Accuracy by {by}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_search(frame, knobs, score: str = "val_accuracy", hue: str = "optimizer"):
+    """Validation accuracy of every trial against each knob. The search is a grid, so each knob's
+    values are evenly spaced categories, in order, with a little jitter so equal points stay visible."""
+    import numpy as np
+
+    cols = min(3, len(knobs))
+    rows = -(-len(knobs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    groups = list(dict.fromkeys(frame[hue]))
+    colours = dict(zip(groups, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    rng = np.random.default_rng(0)
+    for ax, knob in zip(axes.flat, knobs):
+        values = sorted(set(frame[knob]), key=lambda v: (isinstance(v, str), v))
+        for group in groups:
+            part = frame[frame[hue] == group]
+            x = np.array([values.index(v) for v in part[knob]], dtype=float) + rng.uniform(-0.1, 0.1, len(part))
+            ax.scatter(x, 100 * part[score].astype(float), color=colours[group], label=str(group), alpha=0.8)
+        ax.set_xticks(range(len(values)), [v if isinstance(v, str) else f"{v:g}" for v in values])
+        ax.set_xlim(-0.5, len(values) - 0.5)
+        ax.set(xlabel=knob)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Validation accuracy (%)")
+    for ax in list(axes.flat)[len(knobs):]:
+        ax.axis("off")
+    axes.flat[0].legend(title=hue, fontsize=8)
+    fig.suptitle("Hyperparameter search: each trial's validation accuracy against each knob")
+    fig.tight_layout()
+    return fig
