@@ -65,7 +65,7 @@ class Settings:
                 f"training images" + (" (smoke mode: the numbers only show that the pipeline works)" if self.smoke else ""))
 
 
-FULL = {"seeds": 3, "epochs": 10, "train_subset": 10000, "trials": 8}
+FULL = {"seeds": 5, "epochs": 10, "train_subset": 10000, "trials": 10}
 SMOKE = {"seeds": 2, "epochs": 1, "train_subset": 1000, "trials": 3}
 SMOKE_TEST_IMAGES = 1000
 
