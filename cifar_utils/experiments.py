@@ -6,7 +6,7 @@ and an interrupted experiment keeps every run it finished. Two stores keep the r
 
 - `experiments/`: runs evaluated on the test set after training (the ablation's seeds, the
   search's re-trained best configuration and its baseline). Identical configurations are shared,
-  so the search's baseline is the ablation's "flip+translate" row when both use the same seeds.
+  so the search's baseline, the seed recipe, is the ablation's "none" row when both use the same seeds.
 - `search-trials/`: the search's trials, never evaluated on the test set: they are scored on the
   validation split only, so no number that chooses a configuration can come from the test set.
 
@@ -57,11 +57,12 @@ class Settings:
     epochs: int
     train_subset: int | None
     trials: int
-    augment: str = "flip+translate"  # the search's augmentation, fixed before looking at any result
+    augment: str = "none"  # the search's augmentation: the seed recipe's (none), so trial 1 is the recipe itself
 
     def describe(self) -> str:
         images = f"{self.train_subset:,}" if self.train_subset else "all 45,000"
-        return (f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))}), {self.epochs} epochs on {images} "
+        return (f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))}), {self.epochs} "
+                f"epoch{'s' if self.epochs != 1 else ''} on {images} "
                 f"training images" + (" (smoke mode: the numbers only show that the pipeline works)" if self.smoke else ""))
 
 
@@ -144,16 +145,18 @@ def train_runs(configs, store: str | Path, dataset, *, evaluate_test: bool, reus
                 raise
             log(f"[{i}/{len(configs)}] {folder.name}: diverged ({exc}); scored as NaN")
             rows.append({**config.to_dict(), "run": folder.name, "val_accuracy": math.nan, "val_loss": math.nan,
-                         "test_accuracy": None, "test_loss": None, "seconds": math.nan, "reused": False,
-                         "git_commit": None, "diverged": True})
+                         "test_accuracy": None, "test_loss": None, "val_images": None, "seconds": math.nan, "reused": False,
+                         "git_commit": None, "torch": None, "device": None, "diverged": True})
             continue
+        prov = m.get("provenance") or {}
         if evaluate_test and m.get("test_accuracy") is None:
             raise ConfigError(f"{folder} holds a run without a test evaluation; delete it to train it again")
         rows.append({**config.to_dict(), "run": folder.name, "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
                      "test_accuracy": m["test_accuracy"] if evaluate_test else None,
                      "test_loss": m["test_loss"] if evaluate_test else None,
-                     "seconds": m["seconds"], "reused": reused,
-                     "git_commit": m.get("provenance", {}).get("git_commit"), "diverged": False})
+                     "val_images": m["val_images"], "seconds": m["seconds"], "reused": reused,
+                     "git_commit": prov.get("git_commit"), "torch": prov.get("torch"),
+                     "device": prov.get("device_name") or prov.get("device"), "diverged": False})
         test = f", test {100 * m['test_accuracy']:.2f}%" if evaluate_test else ""
         log(f"[{i}/{len(configs)}] {folder.name}: val {100 * m['val_accuracy']:.2f}%{test}, "
             f"{m['seconds']:.0f} s{' (reused)' if reused else ''}; {time.perf_counter() - started:.0f} s so far")
@@ -163,10 +166,11 @@ def train_runs(configs, store: str | Path, dataset, *, evaluate_test: bool, reus
 def provenance_line(frame) -> str:
     """Where a set of runs came from: how many, trained at which commits, their summed wall time."""
     trained = frame[~frame["reused"]] if "reused" in frame else frame
-    commits = sorted({c for c in frame["git_commit"] if c})
+    found = lambda column: ", ".join(sorted({str(v) for v in frame.get(column, []) if v})) or "unknown"  # noqa: E731
     return (f"{len(frame)} runs ({len(trained)} trained now, {len(frame) - len(trained)} reused), "
-            f"trained at commit {', '.join(commits) or 'unknown'}, summed wall time {frame['seconds'].sum():.0f} s "
-            f"(training and evaluation, one run at a time).")
+            f"trained at commit {found('git_commit')} with torch {found('torch')} on {found('device')}; "
+            f"summed wall time {frame['seconds'].sum():.0f} s (training and evaluation of each run, seeds "
+            f"{', '.join(map(str, sorted(set(frame['seed']))))}).")
 
 
 # ----------------------------------------------------------------------------- the ablation
@@ -225,8 +229,7 @@ def search_grid(settings: Settings, space: dict = SEARCH_SPACE) -> list[dict]:
 def sample_trials(settings: Settings, n: int | None = None, seed: int = 0, space: dict = SEARCH_SPACE) -> list[dict]:
     """Random search without repeats: trial 0 is the seed recipe itself, the rest drawn from the grid by `seed`."""
     n = settings.trials if n is None else n
-    baseline = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 128, "label_smoothing": 0.0,
-                "epochs": settings.epochs}
+    baseline = baseline_knobs(settings)
     others = [g for g in search_grid(settings, space) if g != baseline]
     if n > len(others) + 1:
         raise ConfigError(f"TRIALS is {n} but the search space holds only {len(others) + 1} configurations")
@@ -235,6 +238,17 @@ def sample_trials(settings: Settings, n: int | None = None, seed: int = 0, space
 
 def trial_configs(settings: Settings, trials: list[dict]) -> list:
     return [base_config(settings, augment=settings.augment, seed=SEARCH_TRIAL_SEED, **t) for t in trials]
+
+
+def retrain_configs(settings: Settings, knobs: dict) -> list:
+    """The chosen knobs on every seed of `settings`: the runs that are evaluated on the test set."""
+    return [base_config(settings, augment=settings.augment, seed=seed, **knobs) for seed in settings.seeds]
+
+
+def baseline_knobs(settings: Settings) -> dict:
+    """The seed recipe's own values of the searched knobs (trial 0 of every search)."""
+    return {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 128, "label_smoothing": 0.0,
+            "epochs": settings.epochs}
 
 
 def search_table(frame):
@@ -260,8 +274,9 @@ def best_trial(frame) -> dict:
 
 
 def describe_knobs(knobs: dict) -> str:
+    epochs = knobs["epochs"]
     return (f"{knobs['optimizer']} lr {knobs['lr']:g}, weight decay {knobs['weight_decay']:g}, batch size "
-            f"{knobs['batch_size']}, label smoothing {knobs['label_smoothing']:g}, {knobs['epochs']} epochs")
+            f"{knobs['batch_size']}, label smoothing {knobs['label_smoothing']:g}, {epochs} epoch{'s' if epochs != 1 else ''}")
 
 
 def markdown_section(title: str, intro: list[str], table, sentences: list[str] = (), footer: list[str] = ()) -> str:

@@ -8,9 +8,13 @@ What it writes under the output folder (default `outputs/`):
     notebooks/<nb>.ipynb   the executed notebooks        reports/<nb>.html   the same as HTML
     figures/*.png          every figure they show        output.png          the training curves (seed's name)
     results.md             tables and provenance         runs/<name>/        the run notebook 02 trained
+    experiments/*.md       the sections of notebooks 04 and 05 (also in results.md)
+    runs/experiments/, runs/search-trials/               the runs of notebooks 04 and 05
 
 Everything is built in a staging folder inside the output folder and moved into place only after
-every notebook has run, so a failure leaves the previous report untouched.
+every notebook has run, so a failure leaves the previous report untouched. The experiments' runs
+are the exception: they are written straight into runs/, so that an interrupted report keeps
+every run it finished, and the next one reuses them.
 
 This module also holds what the notebooks share with the report: how they find their settings
 (smoke mode, output and data folders), the training configuration from their parameters, and
@@ -31,7 +35,10 @@ from pathlib import Path
 from . import atomic
 from .errors import CifarError, ConfigError, DatasetError
 
-NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb")
+NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb",
+             "04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
+EXPERIMENT_NOTEBOOKS = ("04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
+EXPERIMENTS = "experiments"  # the sections notebooks 04 and 05 write for results.md (OUTPUT_DIR/experiments/*.md)
 SMOKE_ENV = "CIFAR_SMOKE"  # "1": notebooks default to smoke mode (tests set it); else $CI decides
 OUTPUTS_ENV = "CIFAR_OUTPUTS"  # where notebooks write runs and figures by default (tests: a temp folder)
 # Smoke mode: enough to execute every cell in seconds, not to learn anything.
@@ -421,7 +428,7 @@ def _move_into_place(staging: Path, out_dir: Path, run_name: str) -> None:
     if final_run.exists():
         os.replace(final_run, staging / "replaced-run")  # removed with the staging folder
     os.replace(new_run, final_run)
-    for sub in ("figures", "notebooks", "reports"):
+    for sub in ("figures", "notebooks", "reports", EXPERIMENTS):
         for path in sorted((staging / sub).glob("*")):
             (out_dir / sub).mkdir(parents=True, exist_ok=True)
             os.replace(path, out_dir / sub / path.name)
@@ -486,7 +493,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
         log(f"reusing the finished run {runs_dir / run_name} (same configuration); --retrain trains it again")
     common = {"SMOKE": smoke, "DATA_ROOT": str(root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False}
     specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
-                "03_results_analysis.ipynb": {"RUNS": [str(staging / "runs" / run_name)] + [str(p) for p in compare]}}
+                "03_results_analysis.ipynb": {"RUNS": [str(staging / "runs" / run_name)] + [str(p) for p in compare]},
+                **{name: {"RUNS_DIR": str(runs_dir), "REUSE": reuse} for name in EXPERIMENT_NOTEBOOKS}}
     library_parent = str(Path(__file__).resolve().parent.parent)
     # The kernels inherit this environment: they import this very library, whether or not it is
     # installed there, and their SMOKE default agrees with the parameter passed to them.
@@ -521,7 +529,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             log(f"      done in {time.perf_counter() - t0:.1f} s")
         seconds = time.perf_counter() - started
         results_text = results_markdown(staging / "runs" / run_name, [staging / "runs" / run_name, *compare],
-                                        seconds=seconds, smoke=smoke)
+                                        seconds=seconds, smoke=smoke, experiments=staging / EXPERIMENTS)
         atomic.write_text(staging / RESULTS, results_text)
         _move_into_place(staging, out_dir, run_name)
         for name in NOTEBOOKS:  # a later success supersedes an earlier failure
@@ -543,8 +551,10 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     return result
 
 
-def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None = None, smoke: bool = False) -> str:
-    """results.md: the trained run's seed-format table, its test result, the comparison, provenance."""
+def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None = None, smoke: bool = False,
+                     experiments: Path | None = None) -> str:
+    """results.md: the trained run's seed-format table, its test result, the comparison, the
+    experiments' sections (`experiments/*.md`, in notebook order), provenance."""
     from . import runs
 
     summary = run_summary(run_dir)
@@ -562,7 +572,7 @@ def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None =
               f"Test accuracy **{summary['Test accuracy']}**, test loss {summary['Test loss']} "
               f"(on {summary['Test images']} test images).", "",
               "## All runs", "", markdown_table(comparison_frame(compare)), "",
-              "## Provenance", "",
+              f"## Provenance of {run_dir.name}", "",
               "| Item | Value |", "|---|---|"]
     items = [("git commit", prov.get("git_commit")), ("torch", prov.get("torch")), ("python", prov.get("python")),
              ("device", f"{prov.get('device')} ({prov.get('device_name')})"), ("precision", prov.get("precision")),
@@ -571,4 +581,6 @@ def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None =
              ("report wall time", f"{seconds:.1f} s" if seconds is not None else None),
              ("data", prov.get("data_root"))]
     lines += [f"| {k} | {v} |" for k, v in items if v is not None]
+    for section in sorted(Path(experiments).glob("*.md")) if experiments else []:
+        lines += ["", section.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"

@@ -83,9 +83,8 @@ def summarize(values, confidence: float = 0.95) -> Summary:
 def welch_test(a, b, confidence: float = 0.95) -> Comparison:
     """Welch's unequal-variance t-test of mean(a) - mean(b), two-sided.
 
-    Needs at least two values in each group. When both groups have no spread at all the test is
-    undefined: t, p and the interval are NaN unless the means differ, in which case NaN too
-    (report it as "cannot tell" rather than as certain).
+    Needs at least two values in each group. When neither group varies at all, the test is
+    undefined: t, df, p and the interval are NaN, and `verdict` says it cannot tell.
     """
     from scipy import stats
 
