@@ -190,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         params["EPOCHS"] = args.epochs
     run_report(args.out, params=params, smoke=args.smoke, data_root=args.data_root, download=args.download,
-               reuse=not args.retrain)
+               reuse=not args.retrain, experiments=not args.skip_experiments)
     return 0
 
 
@@ -228,9 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_predict)
 
     rep = sub.add_parser("report", help="execute the notebooks with papermill; write HTML, figures and results.md",
-                         description="Execute notebooks/01..03 in order with papermill and write, under --out: the executed "
+                         description="Execute notebooks/01..05 in order with papermill and write, under --out: the executed "
                                      "notebooks (notebooks/), their HTML (reports/), every figure (figures/), output.png, "
-                                     "results.md and the trained run (runs/<name>/). Nothing is replaced unless all succeed.")
+                                     "results.md and the trained run (runs/<name>/), and keep the experiments' runs in "
+                                     "runs/experiments/ and runs/search-trials/. Nothing else is replaced unless all succeed.")
     rep.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default: outputs)")
     rep.add_argument("--smoke", action="store_true",
                      help="seconds, not minutes: 1000 training images, one epoch, part of the test set; never downloads")
@@ -241,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-download", dest="download", action="store_false", default=None,
                      help="fail instead of downloading a missing dataset")
     rep.add_argument("--retrain", action="store_true",
-                     help="train the run again even when outputs/runs/<name> holds it finished with the same configuration")
+                     help="train again even when outputs/runs/ holds a finished run of the same configuration")
+    rep.add_argument("--skip-experiments", action="store_true",
+                     help="run notebooks 01-03 only: the ablation (04) and the search (05) train about 40 runs, "
+                          "over two hours on a 2-core CPU")
     rep.set_defaults(func=cmd_report)
     return parser
 

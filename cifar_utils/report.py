@@ -440,7 +440,7 @@ def _move_into_place(staging: Path, out_dir: Path, run_name: str) -> None:
 def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = None, smoke: bool = False,
                data_root: str | os.PathLike | None = None, download: bool | None = None, verify: bool = True,
                notebooks_dir: str | os.PathLike | None = None, kernel_name: str = "python3", reuse: bool = True,
-               log=print) -> ReportResult:
+               experiments: bool = True, log=print) -> ReportResult:
     """Execute the numbered notebooks in order; write notebooks, HTML, figures and results.md under `out_dir`.
 
     `params` are notebook parameters by name (EPOCHS, LR, RECIPE, ...; case-insensitive), each passed
@@ -448,7 +448,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     dataset and a run folder in RUNS that does not exist are refused before any notebook starts.
     `download` (default: not in smoke mode) fetches a missing dataset first. With `reuse`, a run
     already in `out_dir/runs/` with exactly this configuration, finished, is analysed again instead
-    of being trained again (notebook 02's REUSE).
+    of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04 and 05.
+    `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU.
     """
     from . import data as D
     from .training import finished_run_matches, resolve_device
@@ -457,7 +458,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     out_dir = Path(out_dir).expanduser().resolve()
     log = log or (lambda *_: None)
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else project_dir() / "notebooks"
-    declared = {name: notebook_parameters(notebooks_dir / name) for name in NOTEBOOKS}
+    notebooks = [n for n in NOTEBOOKS if experiments or n not in EXPERIMENT_NOTEBOOKS]
+    declared = {name: notebook_parameters(notebooks_dir / name) for name in notebooks}
     for name, names in declared.items():  # what the report sets must reach every notebook, SMOKE above all
         missing = [p for p in NOTEBOOK_REQUIRED if p not in names]
         if missing:
@@ -507,12 +509,12 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
         from nbconvert import HTMLExporter
 
         exporter = HTMLExporter()
-        for i, name in enumerate(NOTEBOOKS, 1):
+        for i, name in enumerate(notebooks, 1):
             values = {k: v for k, v in {**common, **params, **specific.get(name, {})}.items() if k in declared[name]}
             executed = staging / "notebooks" / name
             executed.parent.mkdir(parents=True, exist_ok=True)
             shown = {k: v for k, v in values.items() if k in params}
-            log(f"[{i}/{len(NOTEBOOKS)}] {name}" + (f" ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""))
+            log(f"[{i}/{len(notebooks)}] {name}" + (f" ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""))
             t0 = time.perf_counter()
             try:
                 papermill.execute_notebook(str(notebooks_dir / name), str(executed), parameters=values,
@@ -532,7 +534,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                                         seconds=seconds, smoke=smoke, experiments=staging / EXPERIMENTS)
         atomic.write_text(staging / RESULTS, results_text)
         _move_into_place(staging, out_dir, run_name)
-        for name in NOTEBOOKS:  # a later success supersedes an earlier failure
+        for name in notebooks:  # a later success supersedes an earlier failure
             (out_dir / "notebooks" / (Path(name).stem + ".failed.ipynb")).unlink(missing_ok=True)
     finally:
         for key, value in saved_env.items():
@@ -542,8 +544,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                 os.environ[key] = value
         shutil.rmtree(staging, ignore_errors=True)
     result = ReportResult(out_dir=out_dir, run_dir=out_dir / "runs" / run_name,
-                          notebooks=[out_dir / "notebooks" / n for n in NOTEBOOKS],
-                          html=[out_dir / "reports" / (Path(n).stem + ".html") for n in NOTEBOOKS],
+                          notebooks=[out_dir / "notebooks" / n for n in notebooks],
+                          html=[out_dir / "reports" / (Path(n).stem + ".html") for n in notebooks],
                           figures=sorted((out_dir / "figures").glob("*.png")), results=out_dir / RESULTS,
                           seconds=time.perf_counter() - started)
     log(f"report written to {out_dir} in {result.seconds:.1f} s: {RESULTS}, {OUTPUT_PNG}, notebooks/, reports/, "

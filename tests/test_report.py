@@ -99,8 +99,8 @@ def test_unknown_parameters_are_all_listed():
 # ----------------------------------------------------------------------------- a failing notebook
 
 
-def _fake_notebook(path: Path, *cells: str) -> None:
-    params = new_code_cell("SMOKE = False\nDATA_ROOT = None\nVERIFY_DATA = True\nOUTPUT_DIR = None")
+def _fake_notebook(path: Path, *cells: str, params: str = "") -> None:
+    params = new_code_cell("SMOKE = False\nDATA_ROOT = None\nVERIFY_DATA = True\nOUTPUT_DIR = None\n" + params)
     params.metadata["tags"] = ["parameters"]
     nb = new_notebook(cells=[new_code_cell("import os"), params, *[new_code_cell(c) for c in cells]])
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
@@ -113,7 +113,8 @@ def test_failing_notebook_stops_the_report_and_replaces_nothing(tmp_path, synthe
     nbs.mkdir()
     _fake_notebook(nbs / "01_data_exploration.ipynb", "x = 1", "raise RuntimeError('boom: the data looked wrong')")
     _fake_notebook(nbs / "02_training.ipynb", "raise AssertionError('never reached')")
-    _fake_notebook(nbs / "03_results_analysis.ipynb", "raise AssertionError('never reached')")
+    for name in R.NOTEBOOKS[2:]:
+        _fake_notebook(nbs / name, "raise AssertionError('never reached')")
     out = tmp_path / "out"
     (out / "notebooks").mkdir(parents=True)
     (out / "results.md").write_text("the good report\n")
@@ -157,7 +158,9 @@ def test_report_smoke_run_writes_every_artifact(real_root, synthetic_root, tmp_p
     expected += [out / "figures" / f for f in ("01_class_balance.png", "01_class_samples.png", "01_channel_histograms.png",
                                              "01_mean_images.png", "02_training_curves.png", "03_confusion_matrix.png",
                                              "03_misclassified.png", "03_reliability.png", f"03_curves_{run_name}.png",
-                                             "03_curves_earlier-run.png")]
+                                             "03_curves_earlier-run.png", "04_augmentation_ablation.png",
+                                             "05_hyperparameter_search.png", "05_best_vs_recipe.png")]
+    expected += [out / "experiments" / f"{Path(n).stem}.md" for n in R.EXPERIMENT_NOTEBOOKS]
     expected += [out / "runs" / run_name / f for f in ("config.json", "history.csv", "metrics.json", "model.pt", "analysis.json")]
     for path in expected:
         assert path.is_file() and path.stat().st_size > 0, f"{path} missing or empty"
@@ -176,5 +179,38 @@ def test_report_smoke_run_writes_every_artifact(real_root, synthetic_root, tmp_p
     assert "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |" in results
     assert "| Run | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
     assert "on 1000 test images" in results and "git commit" in results and "report wall time" in results
+    ablation = results[results.index("## Augmentation ablation (notebook 04)"):results.index("## Hyperparameter search")]
+    assert all(f"| {a} | 2 |" in ablation for a in ("none", "flip", "translate", "flip+translate", "alt_flip+translate2"))
+    assert ablation.count("Welch's t-test p =") + ablation.count("cannot tell") == 4  # one sentence per row but "none"
+    search = results[results.index("## Hyperparameter search (notebook 05)"):]
+    assert "scored on the validation split only" in search and "| rank | optimizer |" in search
+    # The experiments' runs stay in runs/ (reused next time) and are not in the comparison of runs.
+    assert len(list((out / "runs" / "experiments").iterdir())) >= 10 and len(list((out / "runs" / "search-trials").iterdir())) == 3
+    assert "| experiments |" not in results
     analysis = json.loads((out / "runs" / run_name / "analysis.json").read_text())
     assert analysis["test_images"] == 1000 and 0 <= analysis["test_accuracy"] <= 1
+
+
+@pytest.mark.slow
+def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _fake_notebook(nbs / "01_data_exploration.ipynb", "x = 1")
+    # 02 leaves the finished run that results.md describes: one epoch on the synthetic data.
+    _fake_notebook(nbs / "02_training.ipynb",
+                   "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
+                   "from cifar_utils.training import TrainConfig, fit\n"
+                   f"fit(TrainConfig(epochs=1, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
+                   "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
+                   params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")
+    _fake_notebook(nbs / "03_results_analysis.ipynb", "x = 1", params="RUNS = None")
+    for name in R.EXPERIMENT_NOTEBOOKS:
+        _fake_notebook(nbs / name, "raise AssertionError('the experiments ran')")
+    out = tmp_path / "out"
+    result = R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, notebooks_dir=nbs,
+                          experiments=False, log=None)
+    assert [p.name for p in result.notebooks] == list(R.NOTEBOOKS[:3])
+    assert (out / "notebooks" / "02_training.ipynb").is_file()
+    assert not (out / "notebooks" / "04_augmentation_ablation.ipynb").exists()
+    assert "| Epoch | Train Loss |" in (out / "results.md").read_text()
+    assert "Augmentation ablation" not in (out / "results.md").read_text()
