@@ -80,14 +80,18 @@ def experiment_settings(smoke: bool = False, seeds: int | None = None, epochs: i
     epochs = defaults["epochs"] if epochs is None else epochs
     trials = defaults["trials"] if trials is None else trials
     subset = defaults["train_subset"] if train_subset is None else (train_subset or None)
-    for name, value, least in (("SEEDS", seeds, 2), ("EPOCHS", epochs, 1), ("TRIALS", trials, 1)):
+    for name, value, least in (("SEEDS", seeds, 2), ("EXPERIMENT_EPOCHS", epochs, 1), ("TRIALS", trials, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             why = " (a spread needs at least two seeds)" if name == "SEEDS" else ""
             raise ConfigError(f"{name} must be a whole number of at least {least}{why}, got {value!r}")
     if subset is not None and (not isinstance(subset, int) or subset < 10):
-        raise ConfigError(f"TRAIN_SUBSET must be a whole number of at least 10 training images (or 0 for all), got {train_subset!r}")
+        raise ConfigError(f"EXPERIMENT_SUBSET must be a whole number of at least 10 training images (or 0 for all), "
+                          f"got {train_subset!r}")
     settings = Settings(bool(smoke), tuple(range(1, seeds + 1)), epochs, subset, trials)
-    return dataclasses.replace(settings, augment=augment) if augment else settings
+    if augment:
+        settings = dataclasses.replace(settings, augment=augment)
+        base_config(settings, augment=augment)  # an unknown augmentation is refused here, not at the first run
+    return settings
 
 
 def base_config(settings: Settings, **overrides):

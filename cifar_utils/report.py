@@ -394,6 +394,17 @@ def _normalise_params(params: dict, declared: dict[str, dict]) -> dict:
     return normalised
 
 
+def _check_experiment_parameters(params: dict, smoke: bool) -> None:
+    """Notebooks 04 and 05's sizes and choices, refused now rather than after notebooks 01-03."""
+    from . import experiments as E
+
+    settings = E.experiment_settings(smoke, seeds=params.get("SEEDS"), epochs=params.get("EXPERIMENT_EPOCHS"),
+                                     train_subset=params.get("EXPERIMENT_SUBSET"), trials=params.get("TRIALS"),
+                                     augment=params.get("SEARCH_AUGMENT"))
+    E.ablation_configs(settings, params.get("AUGMENTS") or E.ABLATION_AUGMENTS)
+    E.sample_trials(settings, seed=params.get("SEARCH_SEED", 0))
+
+
 def _check_dataset(root: Path, download: bool, verify: bool) -> None:
     from . import data as D
 
@@ -474,6 +485,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     recipe = params.get("RECIPE", recipe_default)
     config = training_config(recipe, smoke, **{field: params[name] for name, field in TRAIN_PARAMETERS.items() if name in params})
     resolve_device(config.device)
+    if experiments:
+        _check_experiment_parameters(params, smoke)
     run_name = params.get("RUN_NAME") or default_run_name(recipe, config, smoke)
     if not isinstance(run_name, str) or not run_name or Path(run_name).name != run_name or run_name.startswith("."):
         raise ConfigError(f"RUN_NAME must be a plain folder name, got {run_name!r}")

@@ -20,9 +20,10 @@ def test_settings_defaults_smoke_and_overrides():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"seeds": 1}, "SEEDS must be a whole number of at least 2"),
-    ({"epochs": 0}, "EPOCHS"),
+    ({"epochs": 0}, "EXPERIMENT_EPOCHS"),
     ({"trials": 2.5}, "TRIALS"),
-    ({"train_subset": 5}, "TRAIN_SUBSET"),
+    ({"train_subset": 5}, "EXPERIMENT_SUBSET"),
+    ({"augment": "rotate"}, "unknown augment 'rotate'"),
 ])
 def test_bad_settings_are_refused_with_the_parameter_named(kwargs, message):
     with pytest.raises(ConfigError, match=message):

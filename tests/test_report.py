@@ -76,6 +76,10 @@ def no_download(monkeypatch):
     (["-p", "RECIPE", "nope"], "unknown recipe 'nope'"),
     (["-p", "RUNS", "['no-such-run']"], "run folder no-such-run does not exist"),
     (["-p", "RUN_NAME", "../escape"], "RUN_NAME must be a plain folder name"),
+    (["-p", "SEEDS", "1"], "SEEDS must be a whole number of at least 2"),
+    (["-p", "TRIALS", "1000"], "TRIALS is 1000 but the search space holds only"),
+    (["-p", "AUGMENTS", "['none', 'rotate']"], "unknown augmentation 'rotate'"),
+    (["-p", "SEARCH_AUGMENT", "blur"], "unknown augment 'blur'"),
 ])
 def test_bad_report_input_is_one_clear_error_before_any_notebook(args, message, tmp_path, capsys, synthetic_root):
     out = tmp_path / "out"
