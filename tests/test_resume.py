@@ -217,8 +217,18 @@ def test_fit_writes_every_output_through_a_rename(synthetic_root, tmp_path, monk
     assert written <= set(renamed)
 
 
-def test_ctrl_c_during_a_save_waits_for_the_save():
-    handler, steps = signal.getsignal(signal.SIGINT), []
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own Ctrl-C handler, as a command-line run has it. An earlier test in the same
+    process (a Jupyter kernel client, a C library) can leave another one installed, and once made
+    this test fail by chance; this test is about what interrupts_deferred does with Python's."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield signal.default_int_handler
+    signal.signal(signal.SIGINT, before if before is not None else signal.default_int_handler)
+
+
+def test_ctrl_c_during_a_save_waits_for_the_save(python_sigint_handler):
+    steps = []
     with pytest.raises(KeyboardInterrupt):
         with atomic.interrupts_deferred():
             signal.raise_signal(signal.SIGINT)
@@ -226,4 +236,4 @@ def test_ctrl_c_during_a_save_waits_for_the_save():
             steps.append("history written")
         steps.append("not reached")
     assert steps == ["checkpoint written", "history written"]
-    assert signal.getsignal(signal.SIGINT) is handler
+    assert signal.getsignal(signal.SIGINT) is python_sigint_handler
