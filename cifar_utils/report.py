@@ -282,32 +282,19 @@ def markdown_table(frame) -> str:
 # ----------------------------------------------------------------------------- committed notebooks
 
 
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
-
-
 def strip_notebook(nb):
     """The notebook as it is committed: no outputs, execution counts or run metadata.
 
-    Cells marked `# NBVAL_CHECK_OUTPUT` keep their outputs: nbval compares a fresh run against
-    them, so they are the expected values (deterministic text: counts, constants). nbval only
-    checks a cell that has an execution count, so those get their position among the code cells.
+    Executed copies belong in outputs/notebooks/ (the report writes them there).
     """
-    ordinal = 0
     for cell in nb.cells:
         for key in ("execution", "papermill", "collapsed", "scrolled"):
             cell.metadata.pop(key, None)
         if cell.metadata.get("tags") == []:
             del cell.metadata["tags"]
-        if cell.cell_type != "code":
-            continue
-        ordinal += 1
-        checked = CHECK_MARK in cell.source and bool(cell.outputs)
-        cell.execution_count = ordinal if checked else None
-        if not checked:
+        if cell.cell_type == "code":
+            cell.execution_count = None
             cell.outputs = []
-        for output in cell.outputs:
-            if "execution_count" in output:
-                output["execution_count"] = ordinal
     for key in ("papermill", "widgets"):
         nb.metadata.pop(key, None)
     nb.metadata.get("language_info", {}).pop("version", None)  # the Python of whoever ran it last
