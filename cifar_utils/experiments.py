@@ -133,17 +133,16 @@ def train_runs(configs, store: str | Path, dataset, *, evaluate_test: bool, reus
     """
     import pandas as pd
 
-    from .training import NonFiniteLoss, finished_run_matches, fit_or_reuse
+    from .training import NonFiniteLoss, fit_or_reuse
 
     rows = []
     configs = list(configs)
     started = time.perf_counter()
     for i, config in enumerate(configs, 1):
         folder = run_folder(store, config)
-        reused = reuse and finished_run_matches(config, folder)
         try:
-            m = fit_or_reuse(config, run_dir=folder, reuse=reuse, dataset=dataset, evaluate_test=evaluate_test,
-                             progress=progress, log=lambda *_: None).metrics
+            result = fit_or_reuse(config, run_dir=folder, reuse=reuse, dataset=dataset, evaluate_test=evaluate_test,
+                                  progress=progress, log=lambda *_: None)
         except NonFiniteLoss as exc:  # a diverging trial is a result (a bad configuration), not a reason to stop
             if evaluate_test:  # ...but a configuration being measured must train
                 raise
@@ -152,6 +151,7 @@ def train_runs(configs, store: str | Path, dataset, *, evaluate_test: bool, reus
                          "test_accuracy": None, "test_loss": None, "val_images": None, "seconds": math.nan, "reused": False,
                          "git_commit": None, "torch": None, "device": None, "diverged": True})
             continue
+        m, reused = result.metrics, result.reused
         prov = m.get("provenance") or {}
         if evaluate_test and m.get("test_accuracy") is None:
             raise ConfigError(f"{folder} holds a run without a test evaluation; delete it to train it again")

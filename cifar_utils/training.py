@@ -410,6 +410,7 @@ class FitResult:
     history: list
     metrics: dict
     run_dir: Path | None
+    reused: bool = False  # loaded from a finished run of the same configuration, not trained
 
 
 def _config_differences(saved: dict, wanted: dict) -> list[str]:
@@ -592,7 +593,7 @@ def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True
         commit = (loaded.metrics or {}).get("provenance", {}).get("git_commit", "unknown")
         log(f"reusing the finished run in {run_dir} (same configuration, trained at commit {commit}); "
             f"set REUSE=False / delete the folder to train it again")
-        return FitResult(loaded.model, loaded.config, loaded.history, loaded.metrics, run_dir)
+        return FitResult(loaded.model, loaded.config, loaded.history, loaded.metrics, run_dir, reused=True)
     if resume and (run_dir / runs.CHECKPOINT).is_file():
         return fit(config, run_dir=run_dir, resume=True, log=log, **fit_kwargs)
     return fit(config, run_dir=run_dir, overwrite=True, log=log, **fit_kwargs)
