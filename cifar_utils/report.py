@@ -35,9 +35,8 @@ from pathlib import Path
 from . import atomic
 from .errors import CifarError, ConfigError, DatasetError
 
-NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb",
-             "04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
 EXPERIMENT_NOTEBOOKS = ("04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
+NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb", *EXPERIMENT_NOTEBOOKS)
 EXPERIMENTS = "experiments"  # the sections notebooks 04 and 05 write for results.md (OUTPUT_DIR/experiments/*.md)
 SMOKE_ENV = "CIFAR_SMOKE"  # "1": notebooks default to smoke mode (tests set it); else $CI decides
 OUTPUTS_ENV = "CIFAR_OUTPUTS"  # where notebooks write runs and figures by default (tests: a temp folder)
