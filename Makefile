@@ -21,8 +21,10 @@ train: setup  ## the seed recipe: 10 epochs of Adam, prints the table, writes ou
 report: setup  ## the main job: runs notebooks 01-05 with papermill; outputs/results.md, reports/*.html, figures/, output.png
 	$(PY) -m cifar_utils report $(REPORT_ARGS)
 
-test: setup  ## unit tests, notebook tests (nbval) and the report smoke test
+test: setup  ## unit tests and notebook tests (nbval); then the tests of precision "auto" with it forced each way
 	$(PY) -m pytest
+	CIFAR_PRECISION=bf16 $(PY) -m pytest -q -m auto_precision
+	CIFAR_PRECISION=fp32 $(PY) -m pytest -q -m auto_precision
 
 lab: setup  ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/

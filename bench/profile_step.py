@@ -26,7 +26,7 @@ from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E
 
 from cifar_utils import data as D  # noqa: E402
 from cifar_utils.models import count_macs  # noqa: E402
-from cifar_utils.provenance import provenance  # noqa: E402
+from cifar_utils.provenance import machine_line, provenance  # noqa: E402
 from cifar_utils.recipes import RECIPES, recipe_config  # noqa: E402
 from cifar_utils.training import (AUGMENTATIONS, Split, autocast, init_state, predict_logits,  # noqa: E402
                                   resolve_device, resolve_precision)
@@ -217,7 +217,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     split, test = load_split(args)
-    print(f"{provenance(device)['device_name']}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(machine_line(provenance(device)))
     {"profile": lambda: mode_profile(args, split, test, device), "layout": lambda: mode_layout(args, split, device),
      "compile": lambda: mode_compile(args, split, device)}[args.mode]()
     return 0

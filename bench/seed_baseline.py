@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cifar_utils.data import load_cifar10  # noqa: E402
-from cifar_utils.provenance import provenance  # noqa: E402
+from cifar_utils.provenance import machine_line, provenance  # noqa: E402
 from cifar_utils.recipes import recipe_config  # noqa: E402
 from cifar_utils.training import fit, resolve_device  # noqa: E402
 
@@ -53,7 +53,7 @@ def main() -> int:
           f"(training + evaluation, file loading excluded)")
     print(f"seed project's epoch-10 validation accuracy: {100 * SEED_PROJECT_VAL_ACC:.2f}% -> "
           f"{'reached' if statistics.mean(val) >= SEED_PROJECT_VAL_ACC else 'NOT reached'}")
-    print(f"commit {prov['git_commit']}, torch {prov['torch']}, {prov['device_name']}, {prov['date']}")
+    print(machine_line(prov, result.config.precision))
     return 0
 
 

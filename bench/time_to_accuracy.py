@@ -28,7 +28,8 @@ import torch  # noqa: E402
 
 from cifar_utils.data import load_cifar10  # noqa: E402
 from cifar_utils.models import build_model, count_macs  # noqa: E402
-from cifar_utils.provenance import provenance  # noqa: E402
+from cifar_utils.provenance import machine_line, provenance  # noqa: E402
+from cifar_utils.training import precision_name  # noqa: E402
 from cifar_utils.recipes import RECIPES, recipe_config  # noqa: E402
 from cifar_utils.training import fit, resolve_device  # noqa: E402
 from seed_baseline import SEED_PROJECT_VAL_ACC  # noqa: E402  (bench/, this script's folder)
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
         mean = statistics.mean(r["test_tta"] for r in rows)
         print(f"short configuration vs the seed's {100 * SEED_PROJECT_VAL_ACC:.2f}%: "
               f"{'reached' if mean >= SEED_PROJECT_VAL_ACC else 'NOT reached'}")
-    print(f"commit {prov['git_commit']}, torch {prov['torch']}, {prov['device_name']}, {prov['date']}")
+    print(machine_line(prov, precision_name(config.precision, resolve_device(args.device))))
     return 0
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .hardware import cpu_model, isa_class
+
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -23,16 +25,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -46,5 +38,18 @@ def provenance(device: torch.device) -> dict:
         "python": platform.python_version(),
         "device": str(device),
         "device_name": device_name(device),
+        "cpu": cpu_model(),
+        "cpu_isa": isa_class(),
+        "threads": torch.get_num_threads(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def machine_line(prov: dict, precision: str | None = None) -> str:
+    """One line naming where a number was measured: commit, torch, CPU model, ISA class, threads, precision."""
+    where = prov["device_name"] if prov.get("device", "cpu") != "cpu" else prov.get("cpu", prov["device_name"])
+    parts = [f"commit {prov['git_commit']}", f"torch {prov['torch']}", f"{where}", f"ISA class {prov.get('cpu_isa')}",
+             f"{prov.get('threads')} threads"]
+    if precision or prov.get("precision"):
+        parts.append(f"precision {precision or prov.get('precision')}")
+    return ", ".join(parts) + f", {prov['date']}"

@@ -249,7 +249,7 @@ def run_summary(run_dir: str | os.PathLike) -> dict:
     analysis = runs.read_json(run_dir / ANALYSIS) if (run_dir / ANALYSIS).is_file() else {}
     val = [h["val_acc"] for h in history if not math.isnan(h["val_acc"])]
     if metrics.get("test_accuracy") is not None:
-        test = (metrics["test_accuracy"], metrics.get("test_loss"), 10000)
+        test = (metrics["test_accuracy"], metrics.get("test_loss"), metrics.get("test_images", 10000))  # older runs: all
     else:
         test = (analysis.get("test_accuracy"), analysis.get("test_loss"), analysis.get("test_images"))
     prov = metrics.get("provenance") or config.get("provenance") or {}
@@ -576,7 +576,9 @@ def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None =
               f"## Provenance of {run_dir.name}", "",
               "| Item | Value |", "|---|---|"]
     items = [("git commit", prov.get("git_commit")), ("torch", prov.get("torch")), ("python", prov.get("python")),
-             ("device", f"{prov.get('device')} ({prov.get('device_name')})"), ("precision", prov.get("precision")),
+             ("device", f"{prov.get('device')} ({prov.get('device_name')})"),
+             ("CPU", f"{prov['cpu']} (ISA class {prov.get('cpu_isa')}, {prov.get('threads')} threads)" if prov.get("cpu") else None),
+             ("precision", prov.get("precision")),
              ("date (UTC)", prov.get("date")), ("seed", config.get("seed")),
              ("training wall time", f"{metrics.get('seconds', float('nan')):.1f} s"),
              ("report wall time", f"{seconds:.1f} s" if seconds is not None else None),

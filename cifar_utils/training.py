@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
+from . import hardware
 from .atomic import interrupts_deferred, remove_temporaries
 from .errors import CifarError, ConfigError
 from .fastnet import AVERAGING, TTA_MODES, AlternatingFlip, WeightAverager, tta_logits
@@ -129,23 +131,32 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True where oneDNN has native bf16 kernels (AVX-512 BF16 / AMX); elsewhere bf16 is emulated and slow."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+PRECISION_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_name(precision: str, device: torch.device) -> str:
+    """The precision a run computes in, "fp32", "bf16" or "fp16", with "auto" decided for `device`.
+
+    "auto": $CIFAR_PRECISION when set; on CUDA bf16 (fp16 where the GPU lacks it); on a CPU bf16
+    only with native bf16 instructions. Measured on an AVX2-only CPU: emulated bf16 autocast ran
+    10x slower than fp32.
+    """
+    if precision != "auto":
+        return precision
+    forced = hardware.forced_precision()
+    if forced is not None:
+        if forced not in PRECISION_DTYPES:
+            raise ConfigError(f"${hardware.PRECISION_ENV} is {forced!r}; set it to one of {', '.join(PRECISION_DTYPES)}, "
+                              f"or unset it to let the CPU decide")
+        return forced
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if hardware.has_native_bf16() else "fp32"
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for plain fp32."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        # Measured on an AVX2-only CPU: bf16 autocast ran 10x slower than fp32, so only use it
-        # where the CPU has native bf16 instructions.
-        return torch.bfloat16 if cpu_has_fast_bf16() else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return PRECISION_DTYPES[precision_name(precision, device)]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -337,6 +348,7 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: Split, device
     bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
                leave=False, unit="batch")
     lr = config.lr
+    pause_at = _pause_point()
     for i, (x, y) in enumerate(bar):
         step = (epoch - 1) * steps_per_epoch + i
         lr = config.lr * lr_factor(config, step, total_steps)
@@ -350,6 +362,8 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: Split, device
         optimizer.step()
         if state.averager is not None:
             state.averager.step(model, step + 1, total_steps)
+        if pause_at == (epoch, i + 1):
+            _wait_for_a_signal(epoch, i + 1)
         losses.append(loss.detach())
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -363,6 +377,33 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: Split, device
     train_loss = torch.stack(losses).mean().item() if losses else float("nan")
     return {"train_loss": train_loss, "train_acc": correct.item() / max(1, seen), "lr": lr, "train_seconds": train_seconds,
             "steps": steps_per_epoch}
+
+
+PAUSE_ENV = "CIFAR_PAUSE_AT"  # "EPOCH:STEP[:FILE]": tests stop a run at a chosen step (see _wait_for_a_signal)
+
+
+def _pause_point() -> tuple[int, int] | None:
+    value = os.environ.get(PAUSE_ENV)
+    if not value:
+        return None
+    epoch, step = value.split(":")[:2]
+    return int(epoch), int(step)
+
+
+def _wait_for_a_signal(epoch: int, step: int, limit_seconds: float = 600.0) -> None:
+    """Stand still after optimizer step `step` of `epoch` until a signal ends or interrupts the process.
+
+    The crash tests use it to deliver SIGKILL or Ctrl-C at a known point of an epoch, instead of
+    guessing one with a sleep. FILE, when given, is created once the run is waiting there.
+    """
+    marker = os.environ[PAUSE_ENV].split(":", 2)[2:]
+    if marker:
+        Path(marker[0]).touch()
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # a Ctrl-C arrives here as KeyboardInterrupt
+    raise CifarError(f"{PAUSE_ENV} held the run at epoch {epoch}, step {step} for {limit_seconds:.0f} s without "
+                     f"a signal; unset {PAUSE_ENV} (it is meant for tests)")
 
 
 def _check_finite(losses: list, epoch: int, steps_per_epoch: int, config: TrainConfig) -> None:
@@ -455,6 +496,32 @@ def format_epoch(entry: dict, epochs: int) -> str:
             f"Validation Accuracy: {100 * entry['val_acc']:.2f}% ({entry['seconds']:.1f} s)")
 
 
+def with_precision(config: TrainConfig, device: torch.device) -> TrainConfig:
+    """`config` with "auto" precision replaced by what it means on `device`."""
+    return dataclasses.replace(config, precision=precision_name(config.precision, device))
+
+
+_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def recorded_precision(saved: TrainConfig, run_dir, device: torch.device) -> TrainConfig:
+    """A saved config with its precision as the run used it.
+
+    Runs saved before the precision was resolved in the config say "auto"; their config.json
+    provenance names the dtype they ran in. Failing that, "auto" is decided here.
+    """
+    if saved.precision != "auto":
+        return saved
+    from . import runs
+
+    try:
+        dtype = (runs.read_json(Path(run_dir) / runs.CONFIG).get("provenance") or {}).get("precision")
+    except CifarError:
+        dtype = None
+    name = _DTYPE_NAMES.get(dtype, dtype)
+    return dataclasses.replace(saved, precision=name if name in PRECISION_DTYPES else precision_name("auto", device))
+
+
 def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, data_root=None,
         run_dir: str | Path | None = None, overwrite: bool = False, resume: bool = False,
         evaluate_test: bool = True, progress: bool = True, verify_data: bool = True, log=print) -> FitResult:
@@ -476,15 +543,24 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
         checkpoint = runs.resume_checkpoint(run_dir)
         remove_temporaries(run_dir)  # what a killed run was writing when it died
         saved = TrainConfig.from_dict(checkpoint["config"])
+        device = resolve_device((config or saved).device)
+        saved = recorded_precision(saved, run_dir, device)
         if config is not None:
-            diff = _config_differences(saved.to_dict(), config.to_dict())
+            diff = _config_differences(saved.to_dict(), with_precision(config.validate(), device).to_dict())
             if diff:
                 raise ConfigError(f"cannot resume {run_dir} with a different configuration ({'; '.join(diff)}); "
                                   f"resume without changing them, or train a new run into another --out")
         config = saved
+        here = precision_name("auto", device)
+        if config.precision != here:  # the run keeps its precision; mixing two in one run is never silent
+            slow = "; this CPU has no native bf16, so expect it to be slow" if (
+                config.precision == "bf16" and device.type == "cpu" and not hardware.has_native_bf16()) else ""
+            log(f"continuing {run_dir} in {config.precision}, the precision it began with "
+                f"(auto would choose {here} on this machine){slow}")
     config = (config or TrainConfig()).validate()
     device = resolve_device(config.device)
-    precision = resolve_precision(config.precision, device)
+    config = with_precision(config, device)  # recorded resolved, so a resume or reuse elsewhere can tell
+    precision = PRECISION_DTYPES[config.precision]
     if run_dir is not None and not resume:
         run_dir = runs.prepare_run_dir(run_dir, overwrite)
     dataset = dataset if dataset is not None else D.load_cifar10(data_root, verify=verify_data)
@@ -497,8 +573,7 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
         else:
             log(f"resuming {run_dir} after epoch {state.epoch} of {config.epochs}")
     prov = provenance(device)
-    prov.update(seed=config.seed, precision=str(precision).replace("torch.", "") if precision else "float32",
-                data_root=str(dataset.root))
+    prov.update(seed=config.seed, precision=config.precision, data_root=str(dataset.root))
     if run_dir is not None:
         runs.write_json(Path(run_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
 
@@ -528,6 +603,7 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     metrics = {
         "val_accuracy": val["accuracy"] if val else None, "val_loss": val["loss"] if val else None,
         "test_accuracy": test["accuracy"] if test else None, "test_loss": test["loss"] if test else None,
+        "test_images": test["n"] if test else None,
         "tta": config.tta, "test_accuracy_no_tta": (test or {}).get("accuracy_no_tta"),
         "eval_seconds": eval_seconds,
         "epochs": config.epochs, "train_images": len(split.train_images), "val_images": len(split.val_images),
@@ -564,17 +640,26 @@ def _interrupted(config: TrainConfig, state: TrainState, run_dir, saved_epoch: i
 
 
 def finished_run_matches(config: TrainConfig, run_dir: str | Path) -> bool:
-    """True when `run_dir` holds a finished run (checkpoint and metrics) of exactly `config`."""
+    """True when `run_dir` holds a finished run (checkpoint and metrics) of exactly `config`,
+    at the precision `config` resolves to on this machine."""
+    return _finished_run_difference(config, run_dir) == []
+
+
+def _finished_run_difference(config: TrainConfig, run_dir: str | Path) -> list[str] | None:
+    """None: no finished run in `run_dir`; else how its configuration differs from `config` ([]: not at all)."""
     from . import runs
 
     run_dir = Path(run_dir)
     if not ((run_dir / runs.METRICS).is_file() and (run_dir / runs.CHECKPOINT).is_file()):
-        return False
+        return None
     try:
-        saved = TrainConfig.from_dict(runs.load_checkpoint(run_dir)["config"])
-    except CifarError:
-        return False
-    return saved.to_dict() == config.to_dict() and len(runs.read_history(run_dir / runs.HISTORY)) == config.epochs
+        device = resolve_device(config.device)
+        saved = recorded_precision(TrainConfig.from_dict(runs.load_checkpoint(run_dir)["config"]), run_dir, device)
+        if len(runs.read_history(run_dir / runs.HISTORY)) != saved.epochs:
+            return None
+    except (CifarError, OSError):
+        return None
+    return _config_differences(saved.to_dict(), with_precision(config, device).to_dict())
 
 
 def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True, resume: bool = False,
@@ -582,18 +667,22 @@ def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True
     """`fit` into `run_dir`, unless it already holds this very run finished (then load it) or,
     with `resume`, an interrupted one (then continue it). A run of another config is replaced.
 
-    Re-running a notebook or the report then costs no training when nothing changed.
+    Re-running a notebook or the report then costs no training when nothing changed. A run
+    trained at another precision (say bf16 where "auto" now means fp32) is not this run.
     """
     from . import runs
 
     config = config.validate()
     run_dir = Path(run_dir)
-    if reuse and finished_run_matches(config, run_dir):
+    difference = _finished_run_difference(config, run_dir) if reuse else None
+    if difference == []:
         loaded = runs.load_run(run_dir, resolve_device(config.device))
         commit = (loaded.metrics or {}).get("provenance", {}).get("git_commit", "unknown")
-        log(f"reusing the finished run in {run_dir} (same configuration, trained at commit {commit}); "
-            f"set REUSE=False / delete the folder to train it again")
+        log(f"reusing the finished run in {run_dir} (same configuration, {loaded.config.precision}, trained at commit "
+            f"{commit}); set REUSE=False / delete the folder to train it again")
         return FitResult(loaded.model, loaded.config, loaded.history, loaded.metrics, run_dir, reused=True)
+    if difference and all(d.startswith("precision:") for d in difference):
+        log(f"not reusing {run_dir}: {difference[0]}; training it again at this machine's precision")
     if resume and (run_dir / runs.CHECKPOINT).is_file():
         return fit(config, run_dir=run_dir, resume=True, log=log, **fit_kwargs)
     return fit(config, run_dir=run_dir, overwrite=True, log=log, **fit_kwargs)

@@ -15,7 +15,7 @@ from cifar_utils import atomic, runs
 from cifar_utils.cli import main
 from cifar_utils.data import load_cifar10
 from cifar_utils.errors import CifarError
-from cifar_utils.training import TrainConfig, TrainingInterrupted, fit
+from cifar_utils.training import PAUSE_ENV, TrainConfig, TrainingInterrupted, fit
 
 REPO = Path(__file__).resolve().parent.parent
 # 400 training images in batches of 16: 25 steps an epoch, long enough to stop a run inside one.
@@ -40,14 +40,18 @@ def _one_thread():
 
 
 def _cli(*args) -> list[str]:
-    return [sys.executable, "-m", "cifar_utils", *map(str, args)]
+    # Python's own Ctrl-C handler in the child, so that SIGINT becomes KeyboardInterrupt even when
+    # this test runs where SIGINT is ignored (a background job in a non-interactive shell). Set by
+    # the child itself: no preexec_fn in a parent that already runs threads.
+    bootstrap = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                 "from cifar_utils.cli import main; sys.exit(main())")
+    return [sys.executable, "-c", bootstrap, *map(str, args)]
 
 
-def _start(cmd) -> subprocess.Popen:
-    # SIGINT back to its default in the child, so that Python turns it into KeyboardInterrupt even
-    # when this test runs where SIGINT is ignored (a background job in a non-interactive shell).
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+def _start(cmd, pause_at: str, marker: Path) -> subprocess.Popen:
+    """Start `cmd`, which will stand still after the given optimizer step (EPOCH:STEP) and touch `marker`."""
+    env = {**ONE_THREAD, PAUSE_ENV: f"{pause_at}:{marker}"}
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -55,19 +59,16 @@ def _rows(run_dir: Path) -> list[dict]:
     return runs.read_history(path) if path.exists() else []
 
 
-def _stop_inside_epoch(proc: subprocess.Popen, run_dir: Path, finished: int, sig: int) -> tuple[str, str]:
-    """Wait until `finished` epochs are saved, let the next one run a while, then send `sig`."""
+def _stop_at(proc: subprocess.Popen, marker: Path, sig: int) -> tuple[str, str]:
+    """Wait until the child stands at its pause point (inside an epoch), then send `sig`."""
     deadline = time.monotonic() + 240
-    while len(_rows(run_dir)) < finished:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the run did not reach its checkpoint in time"
+    while not marker.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before its pause point: {proc.communicate()}")
+        assert time.monotonic() < deadline, "the run did not reach its pause point in time"
         time.sleep(0.02)
-    # The next epoch takes about as long as the last one did; stop it a third of the way in.
-    time.sleep(0.3 * _rows(run_dir)[-1]["seconds"])
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
-    assert len(_rows(run_dir)) == finished, "the signal arrived after the epoch had finished; the test lost its point"
-    return out, err
+    return proc.communicate(timeout=120)
 
 
 def _without_seconds(history: list[dict]) -> list[dict]:
@@ -99,12 +100,14 @@ def test_sigkill_then_ctrl_c_then_resume_matches_an_uninterrupted_run(synthetic_
     data = ["--data-root", synthetic_root, "--no-verify"]
     run = tmp_path / "run"
 
-    # 1. SIGKILL in the middle of epoch 2: nothing can run, the checkpoint of epoch 1 must survive.
-    _stop_inside_epoch(_start(_cli("train", "--out", run, *data, *CONFIG)), run, 1, signal.SIGKILL)
-    assert len(runs.load_checkpoint(run)["history"]) == 1
+    # 1. SIGKILL at step 12 of epoch 2's 25: nothing can run, the checkpoint of epoch 1 must survive.
+    _stop_at(_start(_cli("train", "--out", run, *data, *CONFIG), "2:12", tmp_path / "paused-1"), tmp_path / "paused-1",
+             signal.SIGKILL)
+    assert len(_rows(run)) == 1 and len(runs.load_checkpoint(run)["history"]) == 1
 
-    # 2. Resume, then Ctrl-C in the middle of epoch 3: a clean exit that says how to continue.
-    out, err = _stop_inside_epoch(_start(_cli("train", "--resume", run, *data, "--no-progress")), run, 2, signal.SIGINT)
+    # 2. Resume, then Ctrl-C at step 12 of epoch 3: a clean exit that says how to continue.
+    out, err = _stop_at(_start(_cli("train", "--resume", run, *data, "--no-progress"), "3:12", tmp_path / "paused-2"),
+                        tmp_path / "paused-2", signal.SIGINT)
     assert "resuming" in out and "after epoch 1 of 3" in out
     message = err.strip().splitlines()[-1]
     assert "Traceback" not in err
