@@ -27,9 +27,10 @@ from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E
 from cifar_utils import data as D  # noqa: E402
 from cifar_utils.models import count_macs  # noqa: E402
 from cifar_utils.provenance import machine_line, provenance  # noqa: E402
-from cifar_utils.recipes import RECIPES, recipe_config  # noqa: E402
-from cifar_utils.training import (AUGMENTATIONS, Split, autocast, init_state, predict_logits,  # noqa: E402
-                                  resolve_device, resolve_precision)
+from cifar_utils.augment import AUGMENTATIONS  # noqa: E402
+from cifar_utils.config import RECIPES, recipe_config  # noqa: E402
+from cifar_utils.inference import predict_logits, resolve_device, resolve_precision  # noqa: E402
+from cifar_utils.training import init_state, train_step  # noqa: E402
 
 # Operator name fragments -> category; the first match wins.
 CATEGORIES = (
@@ -54,7 +55,7 @@ def category(op_name: str) -> str:
     return "other"
 
 
-def load_split(args) -> tuple[Split, torch.Tensor]:
+def load_split(args) -> tuple[D.Split, torch.Tensor]:
     try:
         ds = D.load_cifar10(args.data_root, download=False, verify=False)
         images, labels, test = ds.train_images, ds.train_labels, ds.test_images
@@ -67,7 +68,7 @@ def load_split(args) -> tuple[Split, torch.Tensor]:
         source = "random images (no dataset found)"
     print(f"data: {source}")
     empty = images[:0]
-    return Split(images, labels, empty, labels[:0]), test[: args.eval_images]
+    return D.Split(images, labels, empty, labels[:0]), test[: args.eval_images]
 
 
 def make_config(args, **extra):
@@ -79,29 +80,18 @@ def make_config(args, **extra):
 
 
 def training_steps(config, state, split, device, precision, steps: int, start_step: int = 0, total_steps: int = 1000):
-    """`steps` training steps with the recipe's augmentation, each phase under its own profiler label."""
-    model, optimizer = state.model, state.optimizer
+    """`steps` of the training loop's own step (training.train_step) on random batches of the recipe's
+    augmentation, each phase under its own profiler label."""
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    augment = AUGMENTATIONS[config.augment]
     gen = state.generator
     for i in range(steps):
         with record_function("augment"):
             idx = torch.randint(0, len(split.train_images), (config.batch_size,), generator=gen)
             x, y = split.train_images[idx].to(device), split.train_labels[idx].to(device)
-            if hasattr(augment, "epoch_view"):
-                x, batch_aug = augment.epoch_view(x, config.seed, 1 + i)
-                x = batch_aug(x, gen) if batch_aug is not None else x
-            elif augment is not None:
-                x = augment(x, gen)
-        with record_function("forward"), autocast(device, precision):
-            loss = criterion(model(x).float(), y)
-        with record_function("backward"):
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        with record_function("optimizer"):
-            optimizer.step()
-            if state.averager is not None:
-                state.averager.step(model, start_step + i + 1, total_steps)
+            x, batch_augment = AUGMENTATIONS[config.augment].for_epoch(x, config.seed, 1 + i)
+            x = batch_augment(x, gen) if batch_augment is not None else x
+        loss, _ = train_step(config, state, criterion, x, y, device, precision, start_step + i, total_steps,
+                             phase=record_function)
     return loss.item()
 
 

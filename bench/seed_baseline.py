@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cifar_utils.data import load_cifar10  # noqa: E402
 from cifar_utils.provenance import machine_line, provenance  # noqa: E402
-from cifar_utils.recipes import recipe_config  # noqa: E402
-from cifar_utils.training import fit, resolve_device  # noqa: E402
+from cifar_utils.config import recipe_config  # noqa: E402
+from cifar_utils.inference import resolve_device  # noqa: E402
+from cifar_utils.training import fit  # noqa: E402
 
 SEED_PROJECT_VAL_ACC = 0.7846
 

@@ -29,9 +29,9 @@ import torch  # noqa: E402
 from cifar_utils.data import load_cifar10  # noqa: E402
 from cifar_utils.models import build_model, count_macs  # noqa: E402
 from cifar_utils.provenance import machine_line, provenance  # noqa: E402
-from cifar_utils.training import precision_name  # noqa: E402
-from cifar_utils.recipes import RECIPES, recipe_config  # noqa: E402
-from cifar_utils.training import fit, resolve_device  # noqa: E402
+from cifar_utils.config import RECIPES, recipe_config  # noqa: E402
+from cifar_utils.inference import precision_name, resolve_device  # noqa: E402
+from cifar_utils.training import fit  # noqa: E402
 from seed_baseline import SEED_PROJECT_VAL_ACC  # noqa: E402  (bench/, this script's folder)
 
 # The short configuration aimed at the seed's accuracy (not yet verified on a full run): one epoch

@@ -6,72 +6,74 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
-from .errors import CifarError
+from . import atomic
+from . import data as D
+from .config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, recipe_config
+from .errors import CifarError, TrainingInterrupted
+from .inference import evaluate, resolve_device, resolve_precision
+from .models import available_models
+from .paths import runs_dir
+from .predict import predict_files, prediction_table
+from .report import parse_value, run_report
+from .runs import CURVES, default_run_name, load_run, resume_checkpoint
+from .tables import history_table
+from .training import fit
 
-DEFAULT_RUNS = Path("outputs") / "runs"
 
 
-def _positive_int(text: str) -> int:
+def _checked(convert, acceptable, what: str):
+    """An argparse type: `convert` the text, then refuse values that are not `acceptable`, naming `what` it must be."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not acceptable(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _checked(int, lambda v: v > 0, "a positive whole number")
+_positive_float = _checked(float, lambda v: v > 0 and v != float("inf"), "a positive number")  # NaN is not > 0
+_non_negative_float = _checked(float, lambda v: v >= 0, "a number >= 0")
+
+
+def _json_object(text: str) -> dict:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"widths\": [32, 64, 64]}}', got {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
+# How each kind of TrainConfig field is read from the command line (see config._knob).
+_KIND_TYPES = {"positive_int": _positive_int, "positive_float": _positive_float, "non_negative_float": _non_negative_float,
+               "int": int, "json": _json_object}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .models import available_models
-    from .recipes import RECIPES
-    from .fastnet import AVERAGING, TTA_MODES
-    from .training import AUGMENTATIONS, DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES
-
+    """The training flags: one per TrainConfig field (None: the recipe's value), then the run's own options."""
     p.add_argument("--recipe", default="seed", choices=sorted(RECIPES), help="starting configuration (default: seed)")
-    p.add_argument("--model", choices=available_models(), help="network architecture")
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--lr", type=_positive_float, help="learning rate")
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--momentum", type=_non_negative_float)
-    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--weight-decay", type=_non_negative_float)
-    p.add_argument("--label-smoothing", type=_non_negative_float)
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--warmup-epochs", type=_non_negative_float)
-    p.add_argument("--augment", choices=tuple(AUGMENTATIONS), help="batch augmentation (default: the recipe's)")
-    p.add_argument("--averaging", choices=AVERAGING, help="weight averaging (default: the recipe's)")
-    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation of the final evaluation (default: the recipe's)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--val-size", type=int, help="validation images held out of the 50,000 (default 5000)")
-    p.add_argument("--subset", type=_positive_int, dest="train_subset", help="train on only this many images (smoke runs)")
-    p.add_argument("--device", choices=DEVICES)
-    p.add_argument("--precision", choices=PRECISIONS)
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
+    for name, f in FIELDS.items():
+        kind, flag = f.metadata["kind"], f.metadata["flag"] or "--" + name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: the recipe's)"
+        if kind == "bool":
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif kind == "model":
+            p.add_argument(flag, dest=name, choices=available_models(), help=help_text)
+        elif kind == "choice":
+            p.add_argument(flag, dest=name, choices=CHOICES[name], help=help_text)
+        else:
+            p.add_argument(flag, dest=name, type=_KIND_TYPES[kind], help=help_text)
+    p.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else <project>/data)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the md5 check (for small synthetic datasets; arrays are still loaded safely)")
     p.add_argument("--name", help="run name (default: <recipe>-<model>-seed<seed>)")
@@ -81,55 +83,52 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-TRAIN_KEYS = ("model", "epochs", "lr", "batch_size", "optimizer", "momentum", "nesterov", "weight_decay",
-              "label_smoothing", "schedule", "warmup_epochs", "augment", "seed", "val_size", "train_subset",
-              "device", "precision", "channels_last", "averaging", "tta")
+def _given(args: argparse.Namespace) -> dict:
+    """The config fields set on the command line."""
+    return {name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None}
 
 
-def config_from_args(args: argparse.Namespace):
-    from .recipes import recipe_config
-
-    return recipe_config(args.recipe, **{k: getattr(args, k) for k in TRAIN_KEYS})
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return recipe_config(args.recipe, **_given(args))
 
 
-def run_dir_from_args(args: argparse.Namespace, config) -> Path:
+def run_dir_from_args(args: argparse.Namespace, config: TrainConfig) -> Path:
     if args.out is not None:
         return args.out
-    name = args.name or f"{args.recipe}-{config.model}-seed{config.seed}"
-    return DEFAULT_RUNS / name
+    return runs_dir() / (args.name or default_run_name(args.recipe, config))
+
+
+def _resume_command(args: argparse.Namespace, run_dir) -> str:
+    command = f"python -m cifar_utils train --resume {shlex.quote(str(run_dir))}"
+    command += f" --data-root {shlex.quote(str(args.data_root))}" if args.data_root is not None else ""
+    return command + ("" if args.verify else " --no-verify")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runs import history_table
-    from .training import fit
-
-    if args.resume is not None:
-        if args.overwrite:
-            raise CifarError("--resume continues a run and --overwrite replaces it; pass only one of them")
-        overrides = {k: getattr(args, k) for k in TRAIN_KEYS if getattr(args, k) is not None}
-        config = None
-        if overrides:
-            from .runs import resume_checkpoint
-            from .training import TrainConfig
-
-            saved = resume_checkpoint(args.resume)["config"]
-            config = TrainConfig.from_dict({**saved, **overrides})
-        result = fit(config, data_root=args.data_root, run_dir=args.resume, resume=True, progress=not args.no_progress,
-                     verify_data=args.verify)
-    else:
-        config = config_from_args(args)
-        run_dir = run_dir_from_args(args, config)
-        result = fit(config, data_root=args.data_root, run_dir=run_dir, overwrite=args.overwrite,
-                     progress=not args.no_progress, verify_data=args.verify)
+    try:
+        if args.resume is not None:
+            if args.overwrite:
+                raise CifarError("--resume continues a run and --overwrite replaces it; pass only one of them")
+            overrides = _given(args)
+            config = None
+            if overrides:
+                config = TrainConfig.from_dict({**resume_checkpoint(args.resume)["config"], **overrides})
+            result = fit(config, data_root=args.data_root, run_dir=args.resume, resume=True,
+                         progress=not args.no_progress, verify_data=args.verify)
+        else:
+            config = config_from_args(args)
+            result = fit(config, data_root=args.data_root, run_dir=run_dir_from_args(args, config),
+                         overwrite=args.overwrite, progress=not args.no_progress, verify_data=args.verify)
+    except TrainingInterrupted as stop:  # the message names the command that continues, in this CLI's terms
+        stop.args = (stop.describe(_resume_command(args, stop.run_dir),
+                                   f"train it again with --out {shlex.quote(str(stop.run_dir))} --overwrite"),)
+        raise
     print()
     print(history_table(result.history))
     print()
     print(summary_line(result.metrics))
     print(f"run saved in {result.run_dir}")
     if getattr(args, "curves_copy", None):
-        from . import atomic
-        from .runs import CURVES
-
         atomic.write_bytes(args.curves_copy, (result.run_dir / CURVES).read_bytes())
         print(f"training-vs-validation plot saved as {args.curves_copy}")
     return 0
@@ -146,17 +145,13 @@ def summary_line(metrics: dict) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import data as D
-    from .runs import load_run
-    from .training import evaluate, make_split, resolve_device, resolve_precision
-
     device = resolve_device(args.device)
     run = load_run(args.run_dir, device)
     dataset = D.load_cifar10(args.data_root, verify=args.verify)
     if args.split == "test":
         images, labels = dataset.test_images, dataset.test_labels
     else:
-        split = make_split(run.config, dataset)
+        split = D.split_dataset(dataset, run.config.val_size, run.config.train_subset)
         images, labels = (split.val_images, split.val_labels) if args.split == "val" else (split.train_images, split.train_labels)
     result = evaluate(run.model, images, labels, device=device, precision=resolve_precision(run.config.precision, device),
                       tta=args.tta)  # a mode name; "none" is a plain evaluation
@@ -170,8 +165,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .predict import predict_files, prediction_table
-
     predictions = predict_files(args.run_dir, args.images, k=args.top, device=args.device)
     for p in predictions:
         if p.error is not None:
@@ -184,8 +177,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import parse_value, run_report
-
     params = {name: parse_value(value) for name, value in args.parameters}
     if args.epochs is not None:
         params["EPOCHS"] = args.epochs
@@ -195,8 +186,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .fastnet import TTA_MODES
-
     parser = argparse.ArgumentParser(prog="python -m cifar_utils", description="Train, evaluate and explain CIFAR-10 classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -209,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=("test", "val", "train"), default="test")
     ev.add_argument("--data-root")
     ev.add_argument("--no-verify", dest="verify", action="store_false", help="skip the md5 check (synthetic data)")
-    ev.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ev.add_argument("--device", default="auto", choices=DEVICES)
     ev.add_argument("--tta", action="store_const", const="mirror", default="none",
                     help="average the logits of each image and its mirror")
     ev.add_argument("--tta-mode", dest="tta", choices=TTA_MODES,
@@ -223,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (default 3)")
-    pr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    pr.add_argument("--device", default="auto", choices=DEVICES)
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.set_defaults(func=cmd_predict)
 
@@ -259,7 +248,7 @@ def main(argv: list[str] | None = None, curves_copy: Path | None = None) -> int:
         return args.func(args)
     except CifarError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 130 if type(exc).__name__ == "TrainingInterrupted" else 2
+        return 130 if isinstance(exc, TrainingInterrupted) else 2
     except KeyboardInterrupt:  # outside the epochs (loading data, the final evaluation): nothing half-written
         print("error: interrupted (Ctrl-C); files already written are complete", file=sys.stderr)
         return 130

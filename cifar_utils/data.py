@@ -1,8 +1,8 @@
-"""Find, verify and load CIFAR-10; split it; iterate over augmented batches.
+"""Find, verify and load CIFAR-10; split it; cut batches from it.
 
 The whole dataset lives in memory as uint8 tensors (N, 3, 32, 32) with int64 labels, 180 MB in
-all. Batches are cut from those tensors by indexing, augmented as whole tensors and normalised
-per batch, so no DataLoader workers and no per-image Python work are needed.
+all. Batches are cut from those tensors by indexing and augmented as whole tensors (augment.py),
+so no DataLoader workers and no per-image Python work are needed.
 """
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from .errors import DatasetError
+from .errors import ConfigError, DatasetError
+from .paths import DATA_ENV, data_root
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FOLDER = "cifar-10-batches-py"
@@ -33,15 +34,6 @@ FILES = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-DEFAULT_ROOT = "data"
-ROOT_ENV = "CIFAR10_ROOT"
-
-
-def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    """The dataset root: the argument, else $CIFAR10_ROOT, else ./data."""
-    if root is None or str(root) == "":
-        root = os.environ.get(ROOT_ENV) or DEFAULT_ROOT
-    return Path(root).expanduser()
 
 
 def _md5(path: Path) -> str:
@@ -59,7 +51,7 @@ def verify_files(folder: Path) -> None:
         if not path.is_file():
             raise DatasetError(
                 f"CIFAR-10 file {path} is missing; delete {folder} and run again to download it, "
-                f"or point --data-root / ${ROOT_ENV} at a complete copy"
+                f"or point --data-root / ${DATA_ENV} at a complete copy"
             )
         if _md5(path) != expected:
             raise DatasetError(
@@ -136,7 +128,7 @@ def _download(root: Path) -> None:
     except Exception as exc:  # network errors come in many types; all say the same to a user
         raise DatasetError(
             f"could not download CIFAR-10 into {root} ({exc}); check the network, or point "
-            f"--data-root / ${ROOT_ENV} at a folder holding {FOLDER}/"
+            f"--data-root / ${DATA_ENV} at a folder holding {FOLDER}/"
         ) from None
 
 
@@ -146,12 +138,12 @@ def load_cifar10(root: str | os.PathLike | None = None, *, download: bool = True
     `verify=False` skips the md5 check (for small synthetic datasets in tests); the restricted
     unpickler still refuses anything but arrays.
     """
-    root = resolve_root(root)
+    root = data_root(root)
     folder = root / FOLDER
     if not folder.is_dir():
         if not download:
             raise DatasetError(
-                f"CIFAR-10 not found: {folder} does not exist; set --data-root or ${ROOT_ENV} to the "
+                f"CIFAR-10 not found: {folder} does not exist; set --data-root or ${DATA_ENV} to the "
                 f"folder that holds {FOLDER}/, or allow the download"
             )
         _download(root)
@@ -229,58 +221,6 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
 
 
-def normalize(batch: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float32 with zero mean and unit variance per channel."""
-    mean = mean.to(batch.device, torch.float32).view(1, -1, 1, 1)
-    std = std.to(batch.device, torch.float32).view(1, -1, 1, 1)
-    return (batch.float() - mean) / std
-
-
-# ----------------------------------------------------------------------------- augmentation
-
-
-def random_crop(images: torch.Tensor, pad: int, generator: torch.Generator | None = None, mode: str = "reflect") -> torch.Tensor:
-    """Translate every image by up to `pad` pixels: pad, then cut a random 32x32 window.
-
-    Works on the whole batch at once: one gather per batch, no per-image Python loop.
-    """
-    if pad <= 0:
-        return images
-    n, c, h, w = images.shape
-    padded = torch.nn.functional.pad(images.float() if mode == "reflect" else images, (pad,) * 4, mode=mode)
-    padded = padded.to(images.dtype)
-    dev = images.device
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(dev)
-    rows = (dy[:, None] + torch.arange(h, device=dev)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w, device=dev)[None, :])  # (n, w)
-    batch_index = torch.arange(n, device=dev)[:, None, None, None]
-    chan_index = torch.arange(c, device=dev)[None, :, None, None]
-    return padded[batch_index, chan_index, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def random_flip(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mirror a random half (in expectation) of the batch left-right."""
-    flip = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
-    return torch.where(flip[:, None, None, None], images.flip(-1), images)
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Batch augmentation settings: translation by up to `pad` pixels and horizontal flips."""
-
-    flip: bool = True
-    pad: int = 4
-    pad_mode: str = "reflect"
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if self.pad:
-            images = random_crop(images, self.pad, generator, self.pad_mode)
-        if self.flip:
-            images = random_flip(images, generator)
-        return images
-
-
 def iterate_batches(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -288,7 +228,7 @@ def iterate_batches(
     *,
     shuffle: bool = False,
     drop_last: bool = False,
-    augment: Augment | None = None,
+    augment: Callable | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -306,6 +246,32 @@ def iterate_batches(
         if augment is not None:
             x = augment(x, generator)
         yield x, y
+
+
+@dataclass
+class Split:
+    """The training data of one run: which images train and which validate."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+
+
+def split_dataset(dataset: Cifar10, val_size: int, train_subset: int | None = None) -> Split:
+    """The stratified split every run and notebook uses (validation seed 0); `train_subset` keeps a
+    seeded, class-mixed share of the training images (and a fifth as many validation images)."""
+    if val_size >= len(dataset.train_labels):
+        raise ConfigError(f"val_size {val_size} leaves no training images: {dataset.root} holds only "
+                          f"{len(dataset.train_labels)}; choose a smaller --val-size")
+    train_idx, val_idx = stratified_split(dataset.train_labels, val_size, seed=0)
+    if train_subset is not None:
+        gen = torch.Generator().manual_seed(1234)  # the first images of a fixed shuffle
+        train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)[:train_subset]]
+        if len(val_idx):
+            val_idx = val_idx[torch.randperm(len(val_idx), generator=gen)[: max(1, train_subset // 5)]]
+    return Split(dataset.train_images[train_idx], dataset.train_labels[train_idx],
+                 dataset.train_images[val_idx], dataset.train_labels[val_idx])
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:

@@ -1,8 +1,9 @@
-"""One exception type for every mistake a user can fix.
+"""The exceptions a user can do something about.
 
 The CLI turns a `CifarError` into a one-line message and a non-zero exit code, so every
 message raised with it must say what is wrong and what to do about it.
 """
+from __future__ import annotations
 
 
 class CifarError(Exception):
@@ -15,3 +16,29 @@ class DatasetError(CifarError):
 
 class ConfigError(CifarError, ValueError):
     """A configuration value is out of range or unknown."""
+
+
+class NonFiniteLoss(CifarError):
+    """Training diverged: the loss became NaN or infinite."""
+
+
+class TrainingInterrupted(CifarError):
+    """Ctrl-C during training. `saved_epoch` epochs are in the checkpoint of `run_dir` (None: no folder).
+
+    The message says how to continue from Python; the CLI replaces it with the command to type.
+    """
+
+    def __init__(self, run_dir, epoch: int, epochs: int, saved_epoch: int):
+        self.run_dir, self.epoch, self.epochs, self.saved_epoch = run_dir, epoch, epochs, saved_epoch
+        super().__init__(self.describe(f"fit(config, run_dir={str(run_dir)!r}, resume=True)",
+                                       f"fit(config, run_dir={str(run_dir)!r}, overwrite=True)"))
+
+    def describe(self, resume_how: str, restart_how: str) -> str:
+        """The message, naming `resume_how` (a call or a command) or, before the first checkpoint, `restart_how`."""
+        where = f"in epoch {self.epoch} of {self.epochs}" if self.epoch <= self.epochs else "after its last epoch"
+        if self.run_dir is None:
+            return f"training interrupted {where}; nothing was saved (no run folder was given)"
+        if not self.saved_epoch:
+            return f"training interrupted {where}, before its first checkpoint, so there is nothing to resume: {restart_how}"
+        return (f"training interrupted {where}; the checkpoint after epoch {self.saved_epoch} is in {self.run_dir}; "
+                f"continue with: {resume_how}")

@@ -26,8 +26,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from . import stats
-from .errors import ConfigError
+from .config import recipe_config
+from .errors import ConfigError, NonFiniteLoss
+from .inference import resolve_device, with_precision
+from .tables import markdown_table
+from .training import fit_or_reuse
 
 ABLATION_AUGMENTS = ("none", "flip", "translate", "flip+translate", "alt_flip+translate2")
 EVALUATED_STORE = "experiments"
@@ -68,7 +74,6 @@ class Settings:
 
 FULL = {"seeds": 5, "epochs": 10, "train_subset": 10000, "trials": 10}
 SMOKE = {"seeds": 2, "epochs": 1, "train_subset": 1000, "trials": 3}
-SMOKE_TEST_IMAGES = 1000
 
 
 def experiment_settings(smoke: bool = False, seeds: int | None = None, epochs: int | None = None,
@@ -96,26 +101,19 @@ def experiment_settings(smoke: bool = False, seeds: int | None = None, epochs: i
 
 def base_config(settings: Settings, **overrides):
     """The seed recipe at the experiments' size; `overrides` are TrainConfig fields."""
-    from .recipes import recipe_config
-
     values = {"epochs": settings.epochs, "train_subset": settings.train_subset, **overrides}
     if values.get("optimizer") == "sgd":
         values = {**SGD_SETTINGS, **values}
     return recipe_config("seed", **values)
 
 
-def smoke_dataset(dataset):
-    """The dataset with its test set cut to its first SMOKE_TEST_IMAGES images: smoke runs evaluate in seconds."""
-    return dataclasses.replace(dataset, test_images=dataset.test_images[:SMOKE_TEST_IMAGES],
-                               test_labels=dataset.test_labels[:SMOKE_TEST_IMAGES])
-
-
 # ----------------------------------------------------------------------------- runs
 
 
 def config_digest(config) -> str:
-    """A short digest of everything in the configuration: equal configurations, equal digests."""
-    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    """A short digest of everything in the configuration, with precision "auto" as it resolves on this
+    machine: equal configurations, equal digests, and runs at different precisions never share a folder."""
+    text = json.dumps(with_precision(config, resolve_device(config.device)).to_dict(), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -131,10 +129,6 @@ def train_runs(configs, store: str | Path, dataset, *, evaluate_test: bool, reus
     Rows hold the configuration's fields, validation accuracy and loss, test accuracy and loss
     (None when `evaluate_test` is False), wall seconds, whether the run was reused, and its commit.
     """
-    import pandas as pd
-
-    from .training import NonFiniteLoss, fit_or_reuse
-
     rows = []
     configs = list(configs)
     started = time.perf_counter()
@@ -190,8 +184,6 @@ def ablation_configs(settings: Settings, augments=ABLATION_AUGMENTS, **overrides
 def group_table(frame, by: str, reference: str, confidence: float = 0.95, alpha: float = 0.05):
     """Per value of `by`: n, validation and test accuracy as mean ± std [t-interval] in percent, and
     Welch's t-test of the test accuracy against the `reference` group. Returns (table, sentences)."""
-    import pandas as pd
-
     order = list(dict.fromkeys(frame[by]))
     if reference not in order:
         raise ConfigError(f"the reference {reference!r} is not among the {by} values {order}")
@@ -250,9 +242,9 @@ def retrain_configs(settings: Settings, knobs: dict) -> list:
 
 
 def baseline_knobs(settings: Settings) -> dict:
-    """The seed recipe's own values of the searched knobs (trial 0 of every search)."""
-    return {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0, "batch_size": 128, "label_smoothing": 0.0,
-            "epochs": settings.epochs}
+    """The seed recipe's own values of the searched knobs (trial 0 of every search), at the experiments' epochs."""
+    recipe = recipe_config("seed")
+    return {**{knob: getattr(recipe, knob) for knob in KNOBS}, "epochs": settings.epochs}
 
 
 def search_table(frame):
@@ -285,8 +277,6 @@ def describe_knobs(knobs: dict) -> str:
 
 def markdown_section(title: str, intro: list[str], table, sentences: list[str] = (), footer: list[str] = ()) -> str:
     """A results.md section: title, introduction, the table, one sentence per row, provenance."""
-    from .report import markdown_table
-
     lines = [f"## {title}", "", *intro, "", markdown_table(table), ""]
     lines += [f"- {s}" for s in sentences] + ([""] if sentences else [])
     lines += list(footer)

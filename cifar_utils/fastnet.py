@@ -1,16 +1,14 @@
-"""The fast recipe's pieces: the airbench-style network, alternating flip, TTA and weight averaging.
+"""The fast recipe's network: a frozen whitening conv fitted to the data, then three conv blocks.
 
 Ideas from the airbench paper (Jordan 2024, arXiv 2404.00498) and its predecessors; the code is
-our own. Every unusual choice carries a one-line reason. `models.py` registers the network as
-"fast"; `training.py` uses the rest when a config asks for it (augment "alt_flip+translate2",
-averaging "lookahead"/"ema", tta "mirror+translate").
+our own. Every unusual choice carries a one-line reason. `models.py` registers it as "fast"; the
+recipe's other pieces live where their kind does (augment.py, optim.py, inference.py).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from . import data as D
 
 # ----------------------------------------------------------------------------- network
 
@@ -141,127 +139,3 @@ def whitening_filters(images: torch.Tensor, mean, std, patch: int = 2, eps: floa
     c = images.shape[1]
     weight = torch.cat([w, -w]).reshape(-1, c, patch, patch).float()
     return weight, torch.cat([b, -b]).float()
-
-
-# ----------------------------------------------------------------------------- alternating flip
-
-
-def _base_flip_mask(n: int, seed: int) -> torch.Tensor:
-    """Exactly half of the n images, chosen by the seed alone (no generator state to checkpoint)."""
-    gen = torch.Generator().manual_seed(int(seed) * 7919 + 104729)
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[torch.randperm(n, generator=gen)[: n // 2]] = True
-    return mask
-
-
-def alternating_flip_mask(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """Which of the n training images are mirrored in `epoch` (1-based).
-
-    Epoch 1 mirrors a seeded random half; every later epoch mirrors exactly the others, so each
-    image is seen both ways in every two epochs instead of at random. A pure function of
-    (n, seed, epoch): resuming at any epoch gives the same masks.
-    """
-    mask = _base_flip_mask(n, seed)
-    return ~mask if epoch % 2 == 0 else mask
-
-
-class AlternatingFlip:
-    """Augmentation "alt_flip+...": mirror per `alternating_flip_mask`, then translate batches by up to `pad` px."""
-
-    def __init__(self, pad: int = 2, pad_mode: str = "reflect"):
-        self.pad = pad
-        self.batch_augment = D.Augment(flip=False, pad=pad, pad_mode=pad_mode) if pad else None
-
-    def epoch_view(self, images: torch.Tensor, seed: int, epoch: int) -> tuple[torch.Tensor, D.Augment | None]:
-        """The epoch's training images (mirrored where the mask says) and the per-batch augmentation."""
-        mask = alternating_flip_mask(len(images), seed, epoch).to(images.device)
-        return torch.where(mask[:, None, None, None], images.flip(-1), images), self.batch_augment
-
-    def __repr__(self) -> str:
-        return f"AlternatingFlip(pad={self.pad})"
-
-
-# ----------------------------------------------------------------------------- test-time augmentation
-
-TTA_MODES = ("none", "mirror", "mirror+translate")
-
-
-def _mirror_mean(model: nn.Module, x: torch.Tensor, plain: torch.Tensor | None = None) -> torch.Tensor:
-    plain = model(x).float() if plain is None else plain
-    return 0.5 * (plain + model(x.flip(-1)).float())
-
-
-def tta_logits(model: nn.Module, x: torch.Tensor, mode: str, plain: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits averaged over the views of `mode`; `plain` (model(x), if already computed) is reused.
-
-    "mirror": the image and its mirror. "mirror+translate": half that, half the same pair for the
-    image shifted one pixel up-left and one pixel down-right (reflect padding), 6 passes in all.
-    """
-    if mode == "none":
-        return model(x).float() if plain is None else plain
-    if mode not in TTA_MODES:
-        raise ValueError(f"unknown TTA mode {mode!r}; choose one of: {', '.join(TTA_MODES)}")
-    logits = _mirror_mean(model, x, plain)
-    if mode == "mirror":
-        return logits
-    padded = nn.functional.pad(x.float(), (1, 1, 1, 1), mode="reflect")
-    h, w = x.shape[-2:]
-    shifted = [padded[..., :h, :w], padded[..., 2:, 2:]]
-    return 0.5 * logits + 0.25 * sum(_mirror_mean(model, s) for s in shifted)
-
-
-# ----------------------------------------------------------------------------- weight averaging
-
-AVERAGING = ("none", "ema", "lookahead")
-
-
-class WeightAverager:
-    """An exponential moving average of the model's float tensors (parameters and BN statistics).
-
-    Every `every` steps: avg <- avg + (1 - d) * (w - avg), with d = decay * progress**3 so that the
-    average follows the weights closely early (when they move fast) and smooths heavily late.
-    "lookahead" then copies the average back into the model (the averaged weights keep training);
-    "ema" leaves the model alone until `finalize`. Its state is a list of tensors, so it fits a
-    weights_only checkpoint.
-    """
-
-    def __init__(self, model: nn.Module, mode: str = "lookahead", decay: float = 0.95 ** 5, every: int = 5):
-        if mode not in AVERAGING[1:]:
-            raise ValueError(f"unknown averaging {mode!r}; choose one of: {', '.join(AVERAGING[1:])}")
-        self.mode, self.decay, self.every = mode, decay, every
-        self.average = [t.detach().clone() for t in self._tensors(model)]
-
-    @staticmethod
-    def _tensors(model: nn.Module) -> list[torch.Tensor]:
-        return [t for t in model.state_dict().values() if t.is_floating_point()]
-
-    def decay_at(self, step: int, total_steps: int) -> float:
-        return self.decay * (step / max(1, total_steps)) ** 3
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, decay: float) -> None:
-        for avg, live in zip(self.average, self._tensors(model)):
-            avg.lerp_(live, 1.0 - decay)
-            if self.mode == "lookahead":
-                live.copy_(avg)
-
-    def step(self, model: nn.Module, step: int, total_steps: int) -> None:
-        """Call after optimizer step number `step` (1-based) of `total_steps`."""
-        if step % self.every == 0:
-            self.update(model, self.decay_at(step, total_steps))
-
-    @torch.no_grad()
-    def finalize(self, model: nn.Module) -> None:
-        """Put the average into the model (idempotent, so a resumed finished run gives the same model)."""
-        for avg, live in zip(self.average, self._tensors(model)):
-            live.copy_(avg)
-
-    def state_dict(self) -> dict:
-        return {"mode": self.mode, "decay": self.decay, "every": self.every, "average": list(self.average)}
-
-    def load_state_dict(self, state: dict) -> None:
-        if len(state["average"]) != len(self.average):
-            raise ValueError("weight-average state does not match the model")
-        self.mode, self.decay, self.every = state["mode"], state["decay"], state["every"]
-        for avg, saved in zip(self.average, state["average"]):
-            avg.copy_(saved)

@@ -146,3 +146,26 @@ def class_mean_images(images: torch.Tensor, labels: torch.Tensor, num_classes: i
         sums.index_add_(0, labels[start : start + 5000].long(), flat[start : start + 5000].to(dtype))
     means = sums.double() / counts.clamp(min=1).double()[:, None]
     return means.view(num_classes, *images.shape[1:])
+
+
+def scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy (a fraction) of logits (N, C) against labels (N,)."""
+    loss = torch.nn.functional.cross_entropy(logits, labels).item()
+    return loss, (logits.argmax(1) == labels).float().mean().item()
+
+
+def split_counts(split, test_labels, num_classes: int = 10) -> dict:
+    """{split name: (C,) image counts per class} for the training, validation and test images."""
+    return {"train": class_counts(split.train_labels, num_classes), "validation": class_counts(split.val_labels, num_classes),
+            "test": class_counts(test_labels, num_classes)}
+
+
+def analysis_summary(logits, labels, classes, n_bins: int = 15) -> dict:
+    """What notebook 03 records about a run's test predictions (saved as the run's analysis.json)."""
+    confusion = confusion_matrix(labels, logits, len(classes))
+    report = per_class_report(confusion)
+    loss = scores(logits, labels)[0] if len(labels) else float("nan")
+    return {"test_images": len(labels), "test_accuracy": accuracy(logits, labels), "test_loss": loss,
+            "ece": expected_calibration_error(calibration_bins(logits, labels, n_bins)), "calibration_bins": n_bins,
+            "per_class": {name: {k: float(report[k][i]) for k in ("precision", "recall", "f1")} for i, name in enumerate(classes)},
+            "confusion": confusion.tolist()}

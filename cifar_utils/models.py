@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError
+from .fastnet import FastNet
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -44,6 +45,11 @@ class Classifier(nn.Module):
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.channels_last = channels_last
 
+    def initialize_from_data(self, train_images: torch.Tensor) -> None:
+        """Let a network that fits part of itself to the data (the fast net's whitening) do so."""
+        if hasattr(self.net, "initialize_from_data"):
+            self.net.initialize_from_data(self.mean, self.std, train_images)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = (images.float() - self.mean) / self.std
         if self.channels_last:
@@ -56,10 +62,6 @@ def build_model(name: str, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channels_l
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def count_macs(model: nn.Module, input_size=(1, 3, 32, 32)) -> int:
@@ -159,6 +161,4 @@ def fast(widths=(64, 256, 256), **kwargs) -> nn.Module:
 
     `widths` sets the three blocks' channels; (32, 64, 64) costs 17M instead of 118M multiply-adds per image.
     """
-    from .fastnet import FastNet
-
     return FastNet(widths=tuple(widths), **kwargs)

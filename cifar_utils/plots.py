@@ -5,6 +5,10 @@ Each function returns a matplotlib Figure; saving is the caller's choice (`atomi
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .stats import summarize
 
 
 def plot_curves(history: list[dict], title: str | None = None):
@@ -42,7 +46,6 @@ def _image(ax, image, title: str | None = None, fontsize: int = 8) -> None:
 
 def plot_class_balance(counts: dict, classes):
     """Grouped bars: the number of images of each class in each split ({split name: (C,) counts})."""
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(11, 4))
     x = np.arange(len(classes))
@@ -63,7 +66,6 @@ def _mosaic(images, rows: int, cols: int, gap: int = 2, top: int = 0):
     One imshow of a mosaic draws in a fraction of the time of one subplot per image. `top`
     leaves extra white rows above every tile (room for a caption).
     """
-    import numpy as np
 
     h, w = images.shape[-2:]
     cell_h, cell_w = h + gap + top, w + gap
@@ -77,7 +79,6 @@ def _mosaic(images, rows: int, cols: int, gap: int = 2, top: int = 0):
 
 def plot_class_samples(images, labels, classes, per_class: int = 8, seed: int = 0):
     """A grid of `per_class` randomly chosen (seeded) images of every class, one row per class."""
-    import torch
 
     gen = torch.Generator().manual_seed(seed)
     tiles = torch.full((len(classes) * per_class, *images.shape[1:]), 255, dtype=torch.uint8)
@@ -100,7 +101,6 @@ def plot_class_samples(images, labels, classes, per_class: int = 8, seed: int = 
 
 def plot_channel_histograms(histograms, mean=None, std=None):
     """Pixel-value histograms of the red, green and blue channels from (3, 256) counts."""
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(8, 4))
     values = np.arange(256)
@@ -200,9 +200,7 @@ def plot_reliability(bins: dict, ece: float | None = None):
 def plot_group_intervals(frame, by: str, metrics=(("val_accuracy", "Validation"), ("test_accuracy", "Test")),
                          confidence: float = 0.95, title: str | None = None):
     """Mean accuracy per value of `by` with t confidence intervals as error bars, each seed a dot."""
-    import numpy as np
 
-    from .stats import summarize
 
     order = list(dict.fromkeys(frame[by]))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(order)), 4.2))
@@ -227,7 +225,6 @@ def plot_group_intervals(frame, by: str, metrics=(("val_accuracy", "Validation")
 def plot_search(frame, knobs, score: str = "val_accuracy", hue: str = "optimizer"):
     """Validation accuracy of every trial against each knob. The search is a grid, so each knob's
     values are evenly spaced categories, in order, with a little jitter so equal points stay visible."""
-    import numpy as np
 
     cols = min(3, len(knobs))
     rows = -(-len(knobs) // cols)

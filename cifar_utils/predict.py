@@ -21,8 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from PIL import Image, ImageOps, UnidentifiedImageError
+
 from .data import CLASSES
 from .errors import CifarError
+from .inference import predict_logits, resolve_device, resolve_precision
+from .runs import load_run
 
 SIZE = 32
 TOP_K = 3
@@ -34,8 +38,6 @@ class ImageError(CifarError):
 
 
 def _to_rgb(img):
-    from PIL import Image, ImageOps
-
     img = ImageOps.exif_transpose(img)
     if img.mode in _SIXTEEN_BIT_MODES:
         img = img.convert("I").point(lambda v: v / 256).convert("L")
@@ -47,8 +49,6 @@ def _to_rgb(img):
 
 def load_image(path: str | Path) -> torch.Tensor:
     """The image at `path` as a uint8 (3, 32, 32) tensor, or an ImageError that names the file."""
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     try:
         with Image.open(path) as img:
@@ -86,8 +86,6 @@ class Prediction:
 
 def top_classes(model: torch.nn.Module, images: torch.Tensor, k: int = TOP_K, **predict_kwargs) -> list[list[tuple[str, float]]]:
     """Softmax probabilities of uint8 images (N, 3, 32, 32); the `k` most likely classes of each."""
-    from .training import predict_logits
-
     if len(images) == 0:
         return []
     probs = torch.softmax(predict_logits(model, images, **predict_kwargs), dim=1)
@@ -100,9 +98,6 @@ def predict_files(run_dir: str | Path, paths: list[str | Path], k: int = TOP_K, 
 
     A bad run folder raises CifarError; a bad image only marks its own Prediction.
     """
-    from .runs import load_run
-    from .training import resolve_device, resolve_precision
-
     dev = resolve_device(device)
     run = load_run(run_dir, dev)
     predictions, loaded = [], []

@@ -16,15 +16,12 @@ every notebook has run, so a failure leaves the previous report untouched. The e
 are the exception: they are written straight into runs/, so that an interrupted report keeps
 every run it finished, and the next one reuses them.
 
-This module also holds what the notebooks share with the report: how they find their settings
-(smoke mode, output and data folders), the training configuration from their parameters, and
-the tables they show. Papermill and nbconvert are imported only when a report runs.
+The notebooks' own settings live in notebook.py, their tables in tables.py. Papermill and
+nbconvert are imported only when a report runs.
 """
 from __future__ import annotations
 
 import ast
-import json
-import math
 import os
 import shutil
 import tempfile
@@ -32,288 +29,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import atomic
+from . import atomic, runs
+from . import data as D
+from . import experiments as E
 from .errors import CifarError, ConfigError, DatasetError
+from .inference import resolve_device
+from .notebook import SMOKE_ENV, train_parameters, training_config
+from .paths import OUTPUT_PNG, project_dir
+from .tables import comparison_frame, history_table, markdown_table, run_summary
+from .training import finished_run_matches
 
 EXPERIMENT_NOTEBOOKS = ("04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
 NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb", *EXPERIMENT_NOTEBOOKS)
 EXPERIMENTS = "experiments"  # the sections notebooks 04 and 05 write for results.md (OUTPUT_DIR/experiments/*.md)
-SMOKE_ENV = "CIFAR_SMOKE"  # "1": notebooks default to smoke mode (tests set it); else $CI decides
-OUTPUTS_ENV = "CIFAR_OUTPUTS"  # where notebooks write runs and figures by default (tests: a temp folder)
-# Smoke mode: enough to execute every cell in seconds, not to learn anything.
-SMOKE_TRAIN = {"epochs": 1, "train_subset": 1000}
-SMOKE_TEST_IMAGES = 1000
-ANALYSIS = "analysis.json"  # written into a run folder by notebook 03
 RESULTS = "results.md"
-OUTPUT_PNG = "output.png"
-# Notebook 02's parameters that are TrainConfig fields (None in the notebook: the recipe's value).
-TRAIN_PARAMETERS = {"MODEL": "model", "EPOCHS": "epochs", "LR": "lr", "OPTIMIZER": "optimizer",
-                    "BATCH_SIZE": "batch_size", "AUGMENT": "augment", "SEED": "seed", "VAL_SIZE": "val_size",
-                    "TRAIN_SUBSET": "train_subset", "DEVICE": "device", "PRECISION": "precision"}
 # Parameters every notebook must declare: the report sets them.
 NOTEBOOK_REQUIRED = ("SMOKE", "DATA_ROOT", "VERIFY_DATA", "OUTPUT_DIR")
 # Parameters the report sets itself; users choose them with the report's own options.
 REPORT_OWNED = {"OUTPUT_DIR": "--out", "RUNS_DIR": "--out", "VERIFY_DATA": "(the report verifies the data once)"}
-
-
-# ----------------------------------------------------------------------------- notebook settings
-
-
-def _truthy(text: str | None) -> bool:
-    return (text or "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def smoke_default() -> bool:
-    """Smoke mode unless told otherwise: $CIFAR_SMOKE if set, else whether $CI is set (as in CI services)."""
-    if os.environ.get(SMOKE_ENV) is not None:
-        return _truthy(os.environ[SMOKE_ENV])
-    return _truthy(os.environ.get("CI"))
-
-
-def project_dir() -> Path:
-    """The checkout this library lives in (it holds notebooks/), else the working folder."""
-    here = Path(__file__).resolve().parent.parent
-    return here if (here / "notebooks").is_dir() else Path.cwd()
-
-
-def outputs_dir(path: str | os.PathLike | None = None) -> Path:
-    """The notebooks' output folder: `path`, else $CIFAR_OUTPUTS, else <project>/outputs."""
-    if path not in (None, ""):
-        return Path(path).expanduser()
-    return Path(os.environ.get(OUTPUTS_ENV) or project_dir() / "outputs").expanduser()
-
-
-def data_root(path: str | os.PathLike | None = None) -> Path:
-    """The dataset root for a notebook: `path`, else $CIFAR10_ROOT, else <project>/data.
-
-    Notebooks run inside notebooks/, so the library's cwd-relative ./data would be the wrong folder.
-    """
-    from .data import ROOT_ENV
-
-    if path not in (None, ""):
-        return Path(path).expanduser()
-    return Path(os.environ.get(ROOT_ENV) or project_dir() / "data").expanduser()
-
-
-def training_config(recipe: str = "seed", smoke: bool = False, **overrides):
-    """The recipe's TrainConfig with the given overrides (None: keep the recipe's); smoke shrinks it."""
-    from .recipes import recipe_config
-
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return recipe_config(recipe, **{**(SMOKE_TRAIN if smoke else {}), **given})
-
-
-def default_run_name(recipe: str, config, smoke: bool = False) -> str:
-    """<recipe>-<model>-seed<seed>, as `train` names runs; smoke runs get '-smoke' so they never replace a real one."""
-    return f"{recipe}-{config.model}-seed{config.seed}" + ("-smoke" if smoke else "")
-
-
-# ----------------------------------------------------------------------------- tables for the notebooks
-
-
-def split_counts(split, test_labels, num_classes: int = 10) -> dict:
-    """{split name: (C,) image counts per class} for the training, validation and test images."""
-    from .metrics import class_counts
-
-    return {"train": class_counts(split.train_labels, num_classes), "validation": class_counts(split.val_labels, num_classes),
-            "test": class_counts(test_labels, num_classes)}
-
-
-def counts_table(counts: dict, classes):
-    """Images per class (rows, plus a total row) and split (columns)."""
-    import pandas as pd
-
-    frame = pd.DataFrame({name: [int(v) for v in values] for name, values in counts.items()}, index=list(classes))
-    frame.loc["total"] = frame.sum()
-    frame.index.name = "class"
-    return frame
-
-
-def constants_table(mean, std):
-    """The per-channel normalisation constants on the 0-255 and the 0-1 scale."""
-    import pandas as pd
-
-    rows = {"mean (0-255)": [float(v) for v in mean], "std (0-255)": [float(v) for v in std],
-            "mean (0-1)": [float(v) / 255 for v in mean], "std (0-1)": [float(v) / 255 for v in std]}
-    return pd.DataFrame(rows, index=["red", "green", "blue"]).round(4)
-
-
-def per_class_table(report: dict, classes):
-    import pandas as pd
-
-    frame = pd.DataFrame({"precision": report["precision"].numpy(), "recall": report["recall"].numpy(),
-                          "f1": report["f1"].numpy(), "support": report["support"].numpy()}, index=list(classes))
-    frame.loc["macro average"] = [frame["precision"].mean(), frame["recall"].mean(), frame["f1"].mean(), frame["support"].sum()]
-    frame["support"] = frame["support"].astype(int)
-    frame.index.name = "class"
-    return frame.round(4)
-
-
-def confused_pairs_table(pairs, classes):
-    import pandas as pd
-
-    return pd.DataFrame([(classes[t], classes[p], n, round(100 * share, 2)) for t, p, n, share in pairs],
-                        columns=["true class", "predicted as", "images", "% of true class"])
-
-
-def analysis_summary(logits, labels, classes, n_bins: int = 15) -> dict:
-    """What notebook 03 records about a run's test predictions (saved as the run's analysis.json)."""
-    import torch
-
-    from . import metrics as M
-
-    confusion = M.confusion_matrix(labels, logits, len(classes))
-    report = M.per_class_report(confusion)
-    loss = torch.nn.functional.cross_entropy(logits, labels).item() if len(labels) else float("nan")
-    return {"test_images": len(labels), "test_accuracy": M.accuracy(logits, labels), "test_loss": loss,
-            "ece": M.expected_calibration_error(M.calibration_bins(logits, labels, n_bins)), "calibration_bins": n_bins,
-            "per_class": {name: {k: float(report[k][i]) for k in ("precision", "recall", "f1")} for i, name in enumerate(classes)},
-            "confusion": confusion.tolist()}
-
-
-def write_analysis(run_dir: str | os.PathLike, summary: dict) -> Path:
-    path = Path(run_dir) / ANALYSIS
-    atomic.write_text(path, json.dumps(summary, indent=2) + "\n")
-    return path
-
-
-# ----------------------------------------------------------------------------- runs and their comparison
-
-
-def list_runs(runs_dir: str | os.PathLike) -> list[Path]:
-    """Run folders (holding config.json) under `runs_dir`, the most recently written first."""
-    from .runs import CONFIG
-
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    found = [p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG).is_file()]
-    return sorted(found, key=lambda p: (-_run_mtime(p), p.name))
-
-
-def _run_mtime(run_dir: Path) -> float:
-    return max(f.stat().st_mtime for f in run_dir.iterdir() if f.is_file())
-
-
-def resolve_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
-    """Run folders from names (under `runs_dir`) or paths; a missing one is a CifarError naming it."""
-    from .runs import CHECKPOINT
-
-    if isinstance(names, (str, os.PathLike)):
-        names = [names]
-    resolved = []
-    for name in names:
-        path = Path(name).expanduser()
-        if not path.is_dir() and not path.is_absolute() and (Path(runs_dir) / path).is_dir():
-            path = Path(runs_dir) / path
-        if not path.is_dir():
-            raise CifarError(f"run folder {name!s} does not exist (looked for {path} and {Path(runs_dir) / str(name)}); "
-                             f"runs present: {', '.join(p.name for p in list_runs(runs_dir)) or 'none'}")
-        if not (path / CHECKPOINT).is_file():
-            raise CifarError(f"{path} is not a finished run (no {CHECKPOINT}); train it first, or drop it from the list")
-        if path not in resolved:
-            resolved.append(path)
-    return resolved
-
-
-def select_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
-    """The runs a notebook analyses: `names` (see resolve_runs), or None for every run in `runs_dir`, newest first."""
-    found = resolve_runs(names, runs_dir) if names else list_runs(runs_dir)
-    if not found:
-        raise CifarError(f"no runs found in {runs_dir}; train one first (run notebooks/02_training.ipynb, or "
-                         f"python -m cifar_utils train), or name run folders in RUNS")
-    return found
-
-
-def _fmt(value, spec: str) -> str:
-    """`value` formatted by `spec` (".2%": a fraction as a percentage), or 'n/a' when missing or NaN."""
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
-COMPARISON_COLUMNS = ("Run", "Model", "Optimizer", "LR", "Augment", "Epochs", "Train images", "Best val accuracy",
-                      "Final val accuracy", "Test accuracy", "Test loss", "Test images", "Wall time (s)", "Device")
-
-
-def run_summary(run_dir: str | os.PathLike) -> dict:
-    """One run's row for the comparison: its config, best / final validation, test result and wall time.
-
-    Test numbers come from metrics.json (the whole test set, written by `fit`); a run trained
-    without a test evaluation (smoke mode) falls back on notebook 03's analysis.json.
-    """
-    from . import runs
-
-    run_dir = Path(run_dir)
-    config = runs.read_json(run_dir / runs.CONFIG)
-    metrics = runs.read_json(run_dir / runs.METRICS) if (run_dir / runs.METRICS).is_file() else {}
-    history = runs.read_history(run_dir / runs.HISTORY) if (run_dir / runs.HISTORY).is_file() else []
-    analysis = runs.read_json(run_dir / ANALYSIS) if (run_dir / ANALYSIS).is_file() else {}
-    val = [h["val_acc"] for h in history if not math.isnan(h["val_acc"])]
-    if metrics.get("test_accuracy") is not None:
-        test = (metrics["test_accuracy"], metrics.get("test_loss"), metrics.get("test_images", 10000))  # older runs: all
-    else:
-        test = (analysis.get("test_accuracy"), analysis.get("test_loss"), analysis.get("test_images"))
-    prov = metrics.get("provenance") or config.get("provenance") or {}
-    return {"Run": run_dir.name, "Model": config.get("model"), "Optimizer": config.get("optimizer"),
-            "LR": _fmt(config.get("lr"), "g"), "Augment": config.get("augment"),
-            "Epochs": f"{len(history)}/{config.get('epochs')}", "Train images": metrics.get("train_images", "n/a"),
-            "Best val accuracy": _fmt(max(val) if val else None, ".2%"),
-            "Final val accuracy": _fmt(val[-1] if val else None, ".2%"),
-            "Test accuracy": _fmt(test[0], ".2%"), "Test loss": _fmt(test[1], ".4f"), "Test images": test[2] or "n/a",
-            "Wall time (s)": _fmt(metrics.get("seconds"), ".1f"), "Device": prov.get("device", "n/a")}
-
-
-def comparison_frame(run_dirs):
-    """The comparison table of runs as a pandas DataFrame (formatted strings, like runs.history_frame)."""
-    import pandas as pd
-
-    return pd.DataFrame([run_summary(p) for p in run_dirs], columns=list(COMPARISON_COLUMNS)).set_index("Run")
-
-
-def markdown_table(frame) -> str:
-    """A DataFrame (index included) as a GitHub markdown table, without needing `tabulate`."""
-    header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [str(v) for v in row]) + " |")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- committed notebooks
-
-
-def strip_notebook(nb):
-    """The notebook as it is committed: no outputs, execution counts or run metadata.
-
-    Executed copies belong in outputs/notebooks/ (the report writes them there).
-    """
-    for cell in nb.cells:
-        for key in ("execution", "papermill", "collapsed", "scrolled"):
-            cell.metadata.pop(key, None)
-        if cell.metadata.get("tags") == []:
-            del cell.metadata["tags"]
-        if cell.cell_type == "code":
-            cell.execution_count = None
-            cell.outputs = []
-    for key in ("papermill", "widgets"):
-        nb.metadata.pop(key, None)
-    nb.metadata.get("language_info", {}).pop("version", None)  # the Python of whoever ran it last
-    return nb
-
-
-def strip_outputs(path: str | os.PathLike) -> bool:
-    """Strip a notebook file in place (see strip_notebook); True if it changed.
-
-        python -c "from cifar_utils.report import strip_outputs as s; [s(p) for p in __import__('glob').glob('notebooks/*.ipynb')]"
-    """
-    import nbformat
-
-    path = Path(path)
-    before = path.read_text(encoding="utf-8")
-    nb = strip_notebook(nbformat.reads(before, as_version=4))
-    after = nbformat.writes(nb) + "\n"
-    if after != before:
-        atomic.write_text(path, after)
-    return after != before
 
 
 # ----------------------------------------------------------------------------- the report
@@ -382,8 +115,6 @@ def _normalise_params(params: dict, declared: dict[str, dict]) -> dict:
 
 def _check_experiment_parameters(params: dict, smoke: bool) -> None:
     """Notebooks 04 and 05's sizes and choices, refused now rather than after notebooks 01-03."""
-    from . import experiments as E
-
     settings = E.experiment_settings(smoke, seeds=params.get("SEEDS"), epochs=params.get("EXPERIMENT_EPOCHS"),
                                      train_subset=params.get("EXPERIMENT_SUBSET"), trials=params.get("TRIALS"),
                                      augment=params.get("SEARCH_AUGMENT"))
@@ -392,12 +123,10 @@ def _check_experiment_parameters(params: dict, smoke: bool) -> None:
 
 
 def _check_dataset(root: Path, download: bool, verify: bool) -> None:
-    from . import data as D
-
     folder = root / D.FOLDER
     if not folder.is_dir():
         if not download:
-            raise DatasetError(f"CIFAR-10 not found: {folder} does not exist; point --data-root or ${D.ROOT_ENV} at the "
+            raise DatasetError(f"CIFAR-10 not found: {folder} does not exist; point --data-root or ${D.DATA_ENV} at the "
                                f"folder that holds {D.FOLDER}/ (the report checks this before running any notebook)")
         D.load_cifar10(root, download=True, verify=verify)
     elif verify:
@@ -448,9 +177,6 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04 and 05.
     `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU.
     """
-    from . import data as D
-    from .training import finished_run_matches, resolve_device
-
     started = time.perf_counter()
     out_dir = Path(out_dir).expanduser().resolve()
     log = log or (lambda *_: None)
@@ -464,25 +190,25 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                              f"(papermill could not read it: keep each parameter a one-line NAME = value, no '=' in comments)")
     params = _normalise_params(dict(params or {}), declared)
     smoke = bool(params.pop("SMOKE", smoke) or smoke)
-    root = D.resolve_root(params.pop("DATA_ROOT", None) or data_root).expanduser().resolve()
+    root = D.data_root(params.pop("DATA_ROOT", None) or data_root).expanduser().resolve()
 
     # Everything the notebooks will do with the parameters, checked now rather than minutes in.
     recipe_default = _literal_default(declared["02_training.ipynb"].get("RECIPE")) or "seed"
     recipe = params.get("RECIPE", recipe_default)
-    config = training_config(recipe, smoke, **{field: params[name] for name, field in TRAIN_PARAMETERS.items() if name in params})
+    config = training_config(recipe, smoke, **{field: params[name] for name, field in train_parameters().items() if name in params})
     resolve_device(config.device)
     if experiments:
         _check_experiment_parameters(params, smoke)
-    run_name = params.get("RUN_NAME") or default_run_name(recipe, config, smoke)
+    run_name = params.get("RUN_NAME") or runs.default_run_name(recipe, config, smoke)
     if not isinstance(run_name, str) or not run_name or Path(run_name).name != run_name or run_name.startswith("."):
         raise ConfigError(f"RUN_NAME must be a plain folder name, got {run_name!r}")
     runs_dir = out_dir / "runs"
     if "RUNS" in params:  # the run trained now (it does not exist yet), then the ones asked for
         asked = params.pop("RUNS") or []
         asked = [asked] if isinstance(asked, (str, os.PathLike)) else list(asked)
-        compare = resolve_runs([r for r in asked if Path(str(r)).name != run_name], runs_dir)
+        compare = runs.resolve_runs([r for r in asked if Path(str(r)).name != run_name], runs_dir)
     else:  # the run trained now, then every other run already present
-        compare = [p for p in list_runs(runs_dir) if p.name != run_name]
+        compare = [p for p in runs.list_runs(runs_dir) if p.name != run_name]
     _check_dataset(root, download=(not smoke) if download is None else download, verify=verify)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -556,8 +282,6 @@ def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None =
                      experiments: Path | None = None) -> str:
     """results.md: the trained run's seed-format table, its test result, the comparison, the
     experiments' sections (`experiments/*.md`, in notebook order), provenance."""
-    from . import runs
-
     summary = run_summary(run_dir)
     config = runs.read_json(run_dir / runs.CONFIG)
     metrics = runs.read_json(run_dir / runs.METRICS)
@@ -568,7 +292,7 @@ def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None =
         lines += ["> Smoke run: a small subset for one epoch; the numbers only show that the pipeline works.", ""]
     lines += [f"Model `{config['model']}`, optimizer {config['optimizer']} at lr {config['lr']:g}, batch size "
               f"{config['batch_size']}, augmentation {config['augment']}, epochs {config['epochs']}, seed {config['seed']}.", "",
-              "## Per-epoch history", "", runs.history_table(history), "",
+              "## Per-epoch history", "", history_table(history), "",
               "## Test set", "",
               f"Test accuracy **{summary['Test accuracy']}**, test loss {summary['Test loss']} "
               f"(on {summary['Test images']} test images).", "",

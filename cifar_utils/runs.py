@@ -1,27 +1,39 @@
-"""The run folder: `outputs/runs/<name>/` with config.json, history.csv, metrics.json, model.pt, curves.png.
+"""The run folder: `outputs/runs/<name>/` with config.json, history.csv, metrics.json, model.pt, curves.png
+(and analysis.json once notebook 03 has looked at it). Finding run folders, reading and writing
+their files, and the one record of a run that training returns and loading gives back.
 
-Everything here reads or writes those files; nothing here trains.
+Nothing here trains.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
-import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import atomic
+from .config import TrainConfig
 from .errors import CifarError
+from .inference import PRECISION_DTYPES, precision_name
+from .models import build_model
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 CHECKPOINT = "model.pt"
 CURVES = "curves.png"
+ANALYSIS = "analysis.json"  # notebook 03's look at the run's test predictions
 CHECKPOINT_FORMAT = 1
+
+
+def default_run_name(recipe: str, config: TrainConfig, smoke: bool = False) -> str:
+    """<recipe>-<model>-seed<seed>; smoke runs get '-smoke' so they never replace a real one."""
+    return f"{recipe}-{config.model}-seed{config.seed}" + ("-smoke" if smoke else "")
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:
@@ -76,33 +88,6 @@ def read_history(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()} for row in rows]
-
-
-def _pct(x: float) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}%"
-
-
-SEED_TABLE_HEADER = ("Epoch", "Train Loss", "Train Accuracy", "Validation Loss", "Validation Accuracy")
-
-
-def history_rows(history: list[dict]) -> list[tuple[str, ...]]:
-    """The history in the seed's format: losses to 4 decimals, accuracies as percentages."""
-    return [(str(h["epoch"]), f"{h['train_loss']:.4f}", _pct(h["train_acc"]), f"{h['val_loss']:.4f}", _pct(h["val_acc"]))
-            for h in history]
-
-
-def history_table(history: list[dict]) -> str:
-    """A markdown table in the seed's format: Epoch | Train Loss | Train Accuracy | Validation ..."""
-    lines = ["| " + " | ".join(SEED_TABLE_HEADER) + " |", "|" + "---|" * len(SEED_TABLE_HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in history_rows(history)]
-    return "\n".join(lines)
-
-
-def history_frame(history: list[dict]):
-    """The seed-format table as a pandas DataFrame (for notebooks)."""
-    import pandas as pd
-
-    return pd.DataFrame(history_rows(history), columns=SEED_TABLE_HEADER).set_index("Epoch")
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -170,19 +155,19 @@ def _weights_mismatch(expected: dict, saved: dict) -> str:
 
 
 @dataclass
-class LoadedRun:
-    run_dir: Path
-    config: "object"  # TrainConfig
+class RunRecord:
+    """One run: what `fit` returns and what `load_run` reads back from a run folder."""
+
     model: torch.nn.Module
+    config: TrainConfig
     history: list[dict]
     metrics: dict | None
+    run_dir: Path | None
+    reused: bool = False  # loaded from a finished run of the same configuration, not trained
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> RunRecord:
     """The trained model of a run folder, with its config, history and metrics."""
-    from .models import build_model
-    from .training import TrainConfig
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise CifarError(f"run folder {run_dir} does not exist; train one first (python -m cifar_utils train --out {run_dir})")
@@ -197,4 +182,77 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
                          f"architecture or version: retrain") from None
     model.to(device).eval()
     metrics = read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else None
-    return LoadedRun(run_dir, config, model, list(payload.get("history", [])), metrics)
+    return RunRecord(model=model, config=config, history=list(payload.get("history", [])), metrics=metrics,
+                     run_dir=run_dir)
+
+
+_DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def recorded_precision(saved: TrainConfig, run_dir, device: torch.device) -> TrainConfig:
+    """A saved config with its precision as the run used it.
+
+    Runs saved before the precision was resolved in the config say "auto"; their config.json
+    provenance names the dtype they ran in. Failing that, "auto" is decided here.
+    """
+    if saved.precision != "auto":
+        return saved
+    try:
+        dtype = (read_json(Path(run_dir) / CONFIG).get("provenance") or {}).get("precision")
+    except CifarError:
+        dtype = None
+    name = _DTYPE_NAMES.get(dtype, dtype)
+    return dataclasses.replace(saved, precision=name if name in PRECISION_DTYPES else precision_name("auto", device))
+
+
+# ----------------------------------------------------------------------------- notebook 03's analysis
+
+
+def write_analysis(run_dir: str | os.PathLike, summary: dict) -> Path:
+    path = Path(run_dir) / ANALYSIS
+    atomic.write_text(path, json.dumps(summary, indent=2) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- finding runs
+
+
+def list_runs(runs_dir: str | os.PathLike) -> list[Path]:
+    """Run folders (holding config.json) under `runs_dir`, the most recently written first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    found = [p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG).is_file()]
+    return sorted(found, key=lambda p: (-_run_mtime(p), p.name))
+
+
+def _run_mtime(run_dir: Path) -> float:
+    return max(f.stat().st_mtime for f in run_dir.iterdir() if f.is_file())
+
+
+def resolve_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
+    """Run folders from names (under `runs_dir`) or paths; a missing one is a CifarError naming it."""
+    if isinstance(names, (str, os.PathLike)):
+        names = [names]
+    resolved = []
+    for name in names:
+        path = Path(name).expanduser()
+        if not path.is_dir() and not path.is_absolute() and (Path(runs_dir) / path).is_dir():
+            path = Path(runs_dir) / path
+        if not path.is_dir():
+            raise CifarError(f"run folder {name!s} does not exist (looked for {path} and {Path(runs_dir) / str(name)}); "
+                             f"runs present: {', '.join(p.name for p in list_runs(runs_dir)) or 'none'}")
+        if not (path / CHECKPOINT).is_file():
+            raise CifarError(f"{path} is not a finished run (no {CHECKPOINT}); train it first, or drop it from the list")
+        if path not in resolved:
+            resolved.append(path)
+    return resolved
+
+
+def select_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
+    """The runs a notebook analyses: `names` (see resolve_runs), or None for every run in `runs_dir`, newest first."""
+    found = resolve_runs(names, runs_dir) if names else list_runs(runs_dir)
+    if not found:
+        raise CifarError(f"no runs found in {runs_dir}; train one first (run notebooks/02_training.ipynb, or "
+                         f"python -m cifar_utils train), or name run folders in RUNS")
+    return found

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
+from cifar_utils import augment as A
 from cifar_utils import data as D
+from cifar_utils import paths
 from cifar_utils.errors import DatasetError
 
 
@@ -15,10 +17,10 @@ def test_real_files_verify_and_load(real_data):
 
 def test_root_resolution_prefers_argument_then_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CIFAR10_ROOT", str(tmp_path / "env"))
-    assert D.resolve_root(tmp_path / "arg") == tmp_path / "arg"
-    assert D.resolve_root(None) == tmp_path / "env"
+    assert D.data_root(tmp_path / "arg") == tmp_path / "arg"
+    assert D.data_root(None) == tmp_path / "env"
     monkeypatch.delenv("CIFAR10_ROOT")
-    assert str(D.resolve_root(None)) == "data"
+    assert D.data_root(None) == paths.project_dir() / "data"  # from any working folder, as notebooks need
 
 
 def test_synthetic_dataset_loads_only_without_verification(synthetic_root):
@@ -48,10 +50,13 @@ def test_split_quota_adds_up_for_uneven_sizes():
     assert sorted(torch.bincount(labels[val], minlength=3).tolist()) == [1, 1, 2]
 
 
-def test_channel_stats_and_normalize():
+def test_channel_stats_normalise_the_model_input():
+    """The model's first step: (uint8 - mean) / std with the training split's constants."""
+    from cifar_utils.models import Classifier
+
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     mean, std = D.channel_stats(images)
-    x = D.normalize(images, mean, std)
+    x = Classifier(torch.nn.Identity(), mean, std)(images)
     assert x.dtype == torch.float32
     assert torch.allclose(x.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)
@@ -60,7 +65,7 @@ def test_channel_stats_and_normalize():
 def test_random_crop_keeps_shape_dtype_and_translates():
     gen = torch.Generator().manual_seed(0)
     images = torch.arange(4 * 3 * 32 * 32, dtype=torch.int64).remainder(251).to(torch.uint8).view(4, 3, 32, 32)
-    out = D.random_crop(images, 2, gen)
+    out = A.random_crop(images, 2, gen)
     assert out.shape == images.shape and out.dtype == torch.uint8
     # every output window is the input shifted by at most 2 pixels (reflect-padded)
     padded = torch.nn.functional.pad(images.float(), (2,) * 4, mode="reflect").to(torch.uint8)
@@ -70,14 +75,14 @@ def test_random_crop_keeps_shape_dtype_and_translates():
 
 def test_random_crop_zero_pad_mode_fills_with_zeros():
     images = torch.full((64, 3, 32, 32), 200, dtype=torch.uint8)
-    out = D.random_crop(images, 4, torch.Generator().manual_seed(0), mode="constant")
+    out = A.random_crop(images, 4, torch.Generator().manual_seed(0), mode="constant")
     assert set(out.unique().tolist()) <= {0, 200} and (out == 0).any()
 
 
 def test_random_flip_mirrors_about_half():
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (1000, 3, 4, 4), dtype=torch.uint8)
-    out = D.random_flip(images, gen)
+    out = A.random_flip(images, gen)
     flipped = (out == images.flip(-1)).flatten(1).all(1) & ~(out == images).flatten(1).all(1)
     kept = (out == images).flatten(1).all(1)
     assert bool((flipped | kept).all())
@@ -101,7 +106,7 @@ def test_iterate_batches_covers_every_index_once_and_drops_last():
 def test_augmented_batches_stay_uint8_in_range():
     images = torch.randint(0, 256, (50, 3, 32, 32), dtype=torch.uint8)
     labels = torch.zeros(50, dtype=torch.long)
-    aug = D.Augment(flip=True, pad=4)
+    aug = A.BatchAugment(flip=True, pad=4)
     for x, _ in D.iterate_batches(images, labels, 16, augment=aug, generator=torch.Generator().manual_seed(1)):
         assert x.dtype == torch.uint8 and x.shape[1:] == (3, 32, 32)
         assert int(x.min()) >= 0 and int(x.max()) <= 255

@@ -4,12 +4,14 @@ import json
 import pytest
 import torch
 
-from cifar_utils import fastnet
+from cifar_utils import augment, fastnet, optim
+from cifar_utils.config import TrainConfig, recipe_config
 from cifar_utils.data import load_cifar10
+from cifar_utils.errors import TrainingInterrupted
+from cifar_utils.inference import evaluate
 from cifar_utils.models import build_model
-from cifar_utils.recipes import recipe_config
-from cifar_utils.training import (TrainConfig, TrainingInterrupted, evaluate, fit, lr_factor, make_optimizer,
-                                  param_groups)
+from cifar_utils.optim import lr_factor, make_optimizer, param_groups
+from cifar_utils.training import fit
 
 NARROW = {"widths": [16, 32, 32]}  # the fast net's structure at a fraction of its FLOPs
 
@@ -48,18 +50,18 @@ def test_whitening_layer_outputs_identity_covariance():
 
 def test_alternating_flip_flips_every_image_in_alternate_epochs_deterministically():
     n = 101
-    masks = [fastnet.alternating_flip_mask(n, seed=3, epoch=e) for e in range(1, 6)]
+    masks = [augment.alternating_flip_mask(n, seed=3, epoch=e) for e in range(1, 6)]
     assert int(masks[0].sum()) == n // 2  # a random half in epoch 1
     for before, after in zip(masks, masks[1:]):
         assert bool((before ^ after).all())  # every image changes orientation every epoch
     assert torch.equal(masks[0], masks[2]) and torch.equal(masks[1], masks[3])
-    assert torch.equal(masks[0], fastnet.alternating_flip_mask(n, seed=3, epoch=1))  # no hidden state
-    assert not torch.equal(masks[0], fastnet.alternating_flip_mask(n, seed=4, epoch=1))
+    assert torch.equal(masks[0], augment.alternating_flip_mask(n, seed=3, epoch=1))  # no hidden state
+    assert not torch.equal(masks[0], augment.alternating_flip_mask(n, seed=4, epoch=1))
 
     images = torch.randint(0, 256, (n, 3, 4, 4), dtype=torch.uint8)
-    aug = fastnet.AlternatingFlip(pad=0)
-    view1, batch_aug = aug.epoch_view(images, seed=3, epoch=1)
-    view2, _ = aug.epoch_view(images, seed=3, epoch=2)
+    aug = augment.AlternatingFlip(pad=0)
+    view1, batch_aug = aug.for_epoch(images, seed=3, epoch=1)
+    view2, _ = aug.for_epoch(images, seed=3, epoch=2)
     assert batch_aug is None
     assert torch.equal(view1[masks[0]], images[masks[0]].flip(-1)) and torch.equal(view1[~masks[0]], images[~masks[0]])
     assert torch.equal(view2, torch.where(masks[0][:, None, None, None], images, images.flip(-1)))
@@ -70,7 +72,7 @@ def test_weight_averaging_math(mode):
     model = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
         model.weight.fill_(0.0)
-    avg = fastnet.WeightAverager(model, mode, decay=0.5, every=2)
+    avg = optim.WeightAverager(model, mode, decay=0.5, every=2)
     with torch.no_grad():
         model.weight.fill_(4.0)
     avg.step(model, 1, 2)  # not a multiple of `every`: nothing happens
@@ -79,7 +81,7 @@ def test_weight_averaging_math(mode):
     assert float(avg.average[0][0, 0]) == pytest.approx(2.0)
     assert model.weight.detach()[0, 0].item() == (2.0 if mode == "lookahead" else 4.0)
     assert avg.decay_at(1, 2) == pytest.approx(0.5 / 8)  # decay ramps with progress cubed
-    other = fastnet.WeightAverager(model, mode, decay=0.9, every=7)
+    other = optim.WeightAverager(model, mode, decay=0.9, every=7)
     other.load_state_dict(avg.state_dict())
     assert (other.decay, other.every) == (0.5, 2) and torch.equal(other.average[0], avg.average[0])
     avg.finalize(model)

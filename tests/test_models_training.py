@@ -4,10 +4,14 @@ import pytest
 import torch
 
 from cifar_utils import runs
+from cifar_utils.tables import history_table
 from cifar_utils.data import load_cifar10
 from cifar_utils.errors import ConfigError
 from cifar_utils.models import available_models, build_model, count_macs
-from cifar_utils.training import TrainConfig, fit, lr_factor
+from cifar_utils.config import TrainConfig
+from cifar_utils.inference import evaluate
+from cifar_utils.optim import lr_factor
+from cifar_utils.training import fit, fit_or_reuse
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,8 @@ def test_short_training_lowers_the_loss(tiny):
     result = fit(_small(epochs=4), dataset=tiny, progress=False, log=lambda *_: None)
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < 0.8 * losses[0]
-    assert set(result.history[0]) == set(runs.HISTORY_COLUMNS if hasattr(runs, "HISTORY_COLUMNS") else result.history[0])
+    assert set(result.history[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4]
     assert result.metrics["test_accuracy"] is not None and 0 <= result.metrics["test_accuracy"] <= 1
 
 
@@ -93,7 +98,7 @@ def test_run_folder_and_checkpoint_round_trip(tiny, tmp_path):
 
 
 def test_history_table_has_the_seed_format():
-    table = runs.history_table([{"epoch": 1, "train_loss": 1.45991, "train_acc": 0.4689, "val_loss": 1.1647,
+    table = history_table([{"epoch": 1, "train_loss": 1.45991, "train_acc": 0.4689, "val_loss": 1.1647,
                                  "val_acc": 0.5852, "lr": 1e-3, "seconds": 1.0}])
     lines = table.splitlines()
     assert lines[0] == "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |"
@@ -101,8 +106,6 @@ def test_history_table_has_the_seed_format():
 
 
 def test_evaluate_matches_manual_accuracy(tiny):
-    from cifar_utils.training import evaluate
-
     model = build_model("seed_cnn").eval()
     result = evaluate(model, tiny.test_images, tiny.test_labels, batch_size=33)
     with torch.no_grad():
@@ -113,8 +116,6 @@ def test_evaluate_matches_manual_accuracy(tiny):
 
 
 def test_fit_or_reuse_loads_a_finished_run_and_retrains_a_changed_one(tiny, tmp_path):
-    from cifar_utils.training import fit_or_reuse
-
     run_dir = tmp_path / "run"
     first = fit(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=lambda *_: None)
     said = []

@@ -11,9 +11,10 @@ import torch
 
 from cifar_utils import hardware, runs
 from cifar_utils.data import load_cifar10
-from cifar_utils.errors import ConfigError
-from cifar_utils.training import (TrainConfig, TrainingInterrupted, fit, fit_or_reuse, precision_name,
-                                  resolve_precision)
+from cifar_utils.config import TrainConfig
+from cifar_utils.errors import ConfigError, TrainingInterrupted
+from cifar_utils.inference import precision_name, resolve_precision
+from cifar_utils.training import fit, fit_or_reuse
 
 pytestmark = pytest.mark.auto_precision
 

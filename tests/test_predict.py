@@ -11,7 +11,7 @@ from cifar_utils.cli import main
 from cifar_utils.data import CLASSES
 from cifar_utils.models import build_model
 from cifar_utils.predict import load_image, predict_files, prediction_table
-from cifar_utils.training import TrainConfig
+from cifar_utils.config import TrainConfig
 
 
 def _run_folder(folder, precision: str):

@@ -7,7 +7,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from cifar_utils import metrics as M
+from cifar_utils import notebook as NB
 from cifar_utils import report as R
+from cifar_utils import tables
 from cifar_utils.cli import main
 from cifar_utils.errors import CifarError, ConfigError, DatasetError
 
@@ -20,7 +23,7 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 @pytest.mark.parametrize("name", R.NOTEBOOKS)
 def test_notebooks_are_committed_clean_with_parameters_after_imports(name):
     nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
-    assert R.strip_notebook(copy.deepcopy(nb)) == nb, f"strip it: python -c \"from cifar_utils.report import strip_outputs; strip_outputs('notebooks/{name}')\""
+    assert NB.strip_notebook(copy.deepcopy(nb)) == nb, f"strip it: python -c \"from cifar_utils.notebook import strip_outputs; strip_outputs('notebooks/{name}')\""
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "import" in code[0].source and "parameters" in code[1].metadata.get("tags", [])
     declared = R.notebook_parameters(NOTEBOOKS_DIR / name)
@@ -28,21 +31,23 @@ def test_notebooks_are_committed_clean_with_parameters_after_imports(name):
     assert not any(cell.outputs or cell.execution_count for cell in code), "executed copies belong in outputs/"
 
 
-def test_training_notebook_declares_every_training_parameter():
-    assert set(R.TRAIN_PARAMETERS) | {"RECIPE", "RUN_NAME", "RUNS_DIR"} <= set(R.notebook_parameters(NOTEBOOKS_DIR / "02_training.ipynb"))
+def test_training_notebook_declares_every_training_knob():
+    """Notebook 02 offers every TrainConfig field, capitalised; a new knob in config.py must appear there."""
+    declared = set(R.notebook_parameters(NOTEBOOKS_DIR / "02_training.ipynb"))
+    missing = (set(NB.train_parameters()) | {"RECIPE", "RUN_NAME", "RUNS_DIR"}) - declared
+    assert not missing, f"add to notebook 02's parameters cell: {', '.join(sorted(missing))} (None: the recipe's value)"
 
 
 @pytest.mark.real_data
 def test_exploration_tables_show_the_known_split_and_constants(real_data):
     """What notebook 01 prints for the real data: 4500/500 per class and CIFAR-10's channel means."""
-    from cifar_utils import metrics as M
-    from cifar_utils.training import TrainConfig, make_split
+    from cifar_utils.data import split_dataset
 
-    split = make_split(TrainConfig(), real_data)
-    counts = R.counts_table(R.split_counts(split, real_data.test_labels), real_data.classes)
+    split = split_dataset(real_data, val_size=5000)
+    counts = tables.counts_table(M.split_counts(split, real_data.test_labels), real_data.classes)
     assert counts.loc["total"].tolist() == [45000, 5000, 10000]
     assert counts.drop("total").values.tolist() == [[4500, 500, 1000]] * 10
-    constants = R.constants_table(*M.histogram_stats(M.channel_histograms(split.train_images)))
+    constants = tables.constants_table(*M.histogram_stats(M.channel_histograms(split.train_images)))
     assert constants["mean (0-255)"].tolist() == pytest.approx([125.3389, 122.9732, 113.9130], abs=1e-4)
     assert constants["std (0-255)"].tolist() == pytest.approx([62.9935, 62.1091, 66.7134], abs=1e-4)
 
@@ -56,14 +61,14 @@ def test_parameter_values_are_read_as_papermill_does(text, value):
 def test_smoke_default_follows_cifar_smoke_then_ci(monkeypatch):
     monkeypatch.delenv("CIFAR_SMOKE", raising=False)
     monkeypatch.delenv("CI", raising=False)
-    assert R.smoke_default() is False
+    assert NB.smoke_default() is False
     monkeypatch.setenv("CI", "true")
-    assert R.smoke_default() is True
+    assert NB.smoke_default() is True
     monkeypatch.setenv("CIFAR_SMOKE", "0")
-    assert R.smoke_default() is False
+    assert NB.smoke_default() is False
     monkeypatch.delenv("CI")
     monkeypatch.setenv("CIFAR_SMOKE", "1")
-    assert R.smoke_default() is True
+    assert NB.smoke_default() is True
 
 
 # ----------------------------------------------------------------------------- bad input: refused before any notebook
@@ -159,15 +164,15 @@ def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
     _fake_notebook(folder / "01_data_exploration.ipynb", _FIGURE.format(name="01_class_balance"))
     _fake_notebook(folder / "02_training.ipynb",
                    "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
-                   "from cifar_utils.training import TrainConfig, fit\n"
+                   "from cifar_utils.config import TrainConfig\nfrom cifar_utils.training import fit\n"
                    f"fit(TrainConfig(epochs=EPOCHS, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
                    "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print, evaluate_test=not SMOKE)",
                    _FIGURE.format(name="02_training_curves"),
                    "from cifar_utils.atomic import save_figure\nsave_figure(fig, Path(OUTPUT_DIR) / 'output.png')",
                    params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True\nEPOCHS = 1")
     _fake_notebook(folder / "03_results_analysis.ipynb",
-                   "from cifar_utils import report as R\n"
-                   "R.write_analysis(RUNS[0], {'test_images': 1000, 'test_accuracy': 0.25, 'test_loss': 2.0})",
+                   "from cifar_utils import runs\n"
+                   "runs.write_analysis(RUNS[0], {'test_images': 1000, 'test_accuracy': 0.25, 'test_loss': 2.0})",
                    _FIGURE.format(name="03_confusion_matrix"), params="RUNS = None")
     for name in R.EXPERIMENT_NOTEBOOKS:
         stem = Path(name).stem
@@ -180,8 +185,9 @@ def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
 
 @pytest.mark.slow
 def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_root):
+    from cifar_utils.config import TrainConfig
     from cifar_utils.data import load_cifar10
-    from cifar_utils.training import TrainConfig, fit
+    from cifar_utils.training import fit
 
     nbs = _stand_in_notebooks(tmp_path / "nbs", synthetic_root)
     out = tmp_path / "out"
@@ -225,7 +231,7 @@ def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root)
     # 02 leaves the finished run that results.md describes: one epoch on the synthetic data.
     _fake_notebook(nbs / "02_training.ipynb",
                    "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
-                   "from cifar_utils.training import TrainConfig, fit\n"
+                   "from cifar_utils.config import TrainConfig\nfrom cifar_utils.training import fit\n"
                    f"fit(TrainConfig(epochs=1, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
                    "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
                    params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")

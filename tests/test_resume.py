@@ -14,8 +14,9 @@ import torch
 from cifar_utils import atomic, runs
 from cifar_utils.cli import main
 from cifar_utils.data import load_cifar10
-from cifar_utils.errors import CifarError
-from cifar_utils.training import PAUSE_ENV, TrainConfig, TrainingInterrupted, fit
+from cifar_utils.config import TrainConfig
+from cifar_utils.errors import CifarError, TrainingInterrupted
+from cifar_utils.training import PAUSE_ENV, fit
 
 REPO = Path(__file__).resolve().parent.parent
 # 400 training images in batches of 16: 25 steps an epoch, long enough to stop a run inside one.
@@ -142,7 +143,7 @@ def test_resume_in_process_after_interrupt_like_a_notebook(synthetic_root, tmp_p
         if line.startswith("Epoch 2/"):  # printed after epoch 2 trained, before it was saved
             raise KeyboardInterrupt
 
-    with pytest.raises(TrainingInterrupted, match=r"in epoch 2 of 3; the checkpoint after epoch 1 is in .*--resume"):
+    with pytest.raises(TrainingInterrupted, match=r"in epoch 2 of 3; the checkpoint after epoch 1 is in .*resume=True"):
         fit(config, run_dir=tmp_path / "run", log=ctrl_c_in_epoch_2, **quiet)
     assert len(runs.read_history(tmp_path / "run" / runs.HISTORY)) == 1
     resumed = fit(config, run_dir=tmp_path / "run", resume=True, log=lambda *_: None, **quiet)
@@ -156,7 +157,7 @@ def test_interrupt_before_the_first_checkpoint_says_there_is_nothing_to_resume(s
     def ctrl_c(line):
         raise KeyboardInterrupt
 
-    with pytest.raises(TrainingInterrupted, match=r"in epoch 1 of 2, before its first checkpoint.*--overwrite"):
+    with pytest.raises(TrainingInterrupted, match=r"in epoch 1 of 2, before its first checkpoint.*overwrite=True"):
         fit(TrainConfig(epochs=2, batch_size=50, val_size=100, train_subset=50, device="cpu"), dataset=dataset,
             run_dir=tmp_path / "run", progress=False, log=ctrl_c)
     with pytest.raises(CifarError, match=r"no checkpoint \(model.pt\) because its first epoch never finished"):
