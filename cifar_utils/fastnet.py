@@ -14,10 +14,12 @@ from torch import nn
 
 
 class FrozenScaleBatchNorm(nn.BatchNorm2d):
-    """BatchNorm with its scale fixed at 1 (only the bias learns), always computed in fp32.
+    """BatchNorm with its scale fixed at 1 (only the bias learns); fp32 parameters and statistics.
 
     A learned scale is redundant before a conv that is itself free to scale; fixing it removes
-    parameters that only slow SGD down. fp32 keeps the batch statistics exact under autocast.
+    parameters that only slow SGD down. Under autocast the activations stay in bf16 (PyTorch's
+    mixed-dtype batch norm accumulates the statistics in fp32): casting them to fp32 and back
+    around every norm made a bf16 training step about 1.5x slower on an AVX-512 BF16 CPU.
     """
 
     def __init__(self, num_features: int, momentum: float = 0.4, eps: float = 1e-12):
@@ -25,8 +27,8 @@ class FrozenScaleBatchNorm(nn.BatchNorm2d):
         self.weight.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            return super().forward(x.float())
+        with torch.autocast(device_type=x.device.type, enabled=False):  # autocast would run it in fp32
+            return super().forward(x)
 
 
 class DiracConv(nn.Conv2d):
@@ -73,7 +75,7 @@ class FastNet(nn.Module):
     PATCH = 2
 
     def __init__(self, widths=(64, 256, 256), bn_momentum: float = 0.4, head_scale: float = 1 / 9,
-                 whiten_eps: float = 5e-4, num_classes: int = 10):
+                 whiten_eps: float = 5e-4, num_classes: int = 10, head_init_std: float | None = None):
         super().__init__()
         n_patch = 3 * self.PATCH * self.PATCH
         # Both signs of every whitened direction: GELU then sees each feature's two halves.
@@ -88,6 +90,9 @@ class FastNet(nn.Module):
             c_in = int(width)
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(c_in, num_classes, bias=False)
+        if head_init_std is not None:  # with head_scale 1/width: the head's parametrisation of airbench94_muon
+            with torch.no_grad():
+                self.head.weight.mul_(head_init_std / self.head.weight.std())
         # Small logits at the start keep the early label-smoothed loss gradients well scaled.
         self.head_scale = head_scale
 

@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .errors import CifarError, ConfigError, NonFiniteLoss, TrainingInterrupted
 from .inference import PRECISION_DTYPES, autocast, evaluate, precision_name, resolve_device, with_precision
 from .models import Classifier, build_model
-from .optim import WeightAverager, lr_factor, make_optimizer
+from .optim import WeightAverager, lr_factor, make_optimizer, set_learning_rates
 from .plots import plot_curves
 from .provenance import provenance
 
@@ -76,9 +76,7 @@ def train_step(config: TrainConfig, state: TrainState, criterion: nn.Module, x: 
     `phase(name)` wraps "forward", "backward" and "optimizer" (a profiler's record_function, say).
     """
     model, optimizer = state.model, state.optimizer
-    lr = config.lr * lr_factor(config, step, total_steps)
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+    set_learning_rates(config, optimizer, step, total_steps)
     with phase("forward"), autocast(device, precision):
         logits = model(x)
         loss = criterion(logits.float(), y)

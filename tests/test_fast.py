@@ -88,7 +88,7 @@ def test_weight_averaging_math(mode):
     assert model.weight.detach()[0, 0].item() == pytest.approx(2.0)
 
 
-def test_fast_net_shape_and_fp32_batchnorm_under_autocast():
+def test_fast_net_shape_and_batchnorm_keeps_bf16_activations_with_fp32_statistics():
     model = build_model("fast", widths=(8, 16, 16)).eval()
     dtypes = {}
     for name, module in model.named_modules():
@@ -99,10 +99,22 @@ def test_fast_net_shape_and_fp32_batchnorm_under_autocast():
         out = model(images)
     assert out.shape == (2, 10)
     bn = {k: v for k, v in dtypes.items() if "norm" in k}
-    assert len(bn) == 6 and set(bn.values()) == {torch.float32}
+    assert len(bn) == 6 and set(bn.values()) == {torch.bfloat16}  # no cast to fp32 and back around each norm
     assert dtypes["net.blocks.0.conv1"] == torch.bfloat16  # autocast really was on
     norm = model.net.blocks[0].norm1
     assert not norm.weight.requires_grad and norm.bias.requires_grad and norm.momentum == pytest.approx(0.4)
+    assert norm.running_mean.dtype == torch.float32 and norm.bias.dtype == torch.float32
+
+
+def test_batchnorm_on_bf16_input_matches_fp32_within_bf16_rounding():
+    norm = fastnet.FrozenScaleBatchNorm(8).train()
+    x = torch.randn(64, 8, 6, 6) * 3 + 1
+    exact = fastnet.FrozenScaleBatchNorm(8).train()(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = norm(x.bfloat16())
+    assert mixed.dtype == torch.bfloat16
+    assert (mixed.float() - exact).abs().max() < 0.05  # bf16 keeps 8 bits: |x| <~ 4 rounds by <= 2^-6
+    assert torch.allclose(norm.running_mean, x.mean((0, 2, 3)) * 0.4, atol=1e-2)  # statistics from the batch
 
 
 def test_dirac_init_passes_the_input_through():
@@ -114,7 +126,7 @@ def test_dirac_init_passes_the_input_through():
 
 def test_param_groups_scale_bias_lr_and_keep_the_seed_unchanged():
     model = build_model("fast", widths=(8, 8, 8))
-    config = recipe_config("fast", batch_size=512)
+    config = recipe_config("fast10", batch_size=512)
     weights, biases = param_groups(config, model)
     assert weights["lr_scale"] == 0.5 and biases["lr_scale"] == 0.5 * 64
     assert biases["weight_decay"] * 64 == pytest.approx(weights["weight_decay"])  # same decay per step
@@ -124,20 +136,23 @@ def test_param_groups_scale_bias_lr_and_keep_the_seed_unchanged():
 
 
 def test_warmup_fraction_then_linear_decay():
-    config = recipe_config("fast", epochs=1)
+    config = recipe_config("fast10", epochs=1)
     assert lr_factor(config, 19, 100) == pytest.approx(1.0)
     assert lr_factor(config, 9, 100) == pytest.approx(0.5)
     assert lr_factor(config, 60, 100) == pytest.approx(0.5)
 
 
-def _fast(**kw):
-    base = dict(epochs=1, batch_size=64, val_size=50, device="cpu", precision="fp32", model_kwargs=NARROW,
-                eval_batch_size=200)
-    return recipe_config("fast", **{**base, **kw})
+def _fast(recipe="fast", **kw):
+    from cifar_utils.config import RECIPES
+
+    base = dict(epochs=1, batch_size=64, val_size=50, device="cpu", precision="fp32", eval_batch_size=200,
+                model_kwargs={**RECIPES[recipe].get("model_kwargs", {}), **NARROW})
+    return recipe_config(recipe, **{**base, **kw})
 
 
-def test_fast_recipe_smoke_fit(tiny):
-    result = fit(_fast(), dataset=tiny, progress=False, log=lambda *_: None)
+@pytest.mark.parametrize("recipe", ["fast", "fast10"])
+def test_fast_recipe_smoke_fit(tiny, recipe):
+    result = fit(_fast(recipe), dataset=tiny, progress=False, log=lambda *_: None)
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
     m = result.metrics
     assert 0 <= m["test_accuracy"] <= 1 and 0 <= m["test_accuracy_no_tta"] <= 1 and m["tta"] == "mirror+translate"
@@ -145,11 +160,14 @@ def test_fast_recipe_smoke_fit(tiny):
     assert plain["accuracy"] == pytest.approx(m["test_accuracy_no_tta"])
 
 
-def test_fast_recipe_trains_on_all_images_and_resumes_exactly(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("recipe", ["fast", "fast10"])
+def test_fast_recipe_trains_on_all_images_and_resumes_exactly(tiny, tmp_path, monkeypatch, recipe):
     import cifar_utils.training as T
 
-    # 4 steps an epoch: the lookahead update at step 5 needs the averager state restored from epoch 1.
-    config = _fast(epochs=2, val_size=0, train_subset=256, tta="none")
+    # 4 steps an epoch: the lookahead update at step 5 needs the averager state restored from epoch 1 (fast10);
+    # Muon's and SGD's momentum buffers and the whitening bias's own schedule must survive it too (fast).
+    extra = {"whiten_bias_epochs": 1} if recipe == "fast" else {}  # its lr reaches zero inside epoch 1
+    config = _fast(recipe, epochs=2, val_size=0, train_subset=256, tta="none", **extra)
     straight = fit(config, dataset=tiny, run_dir=tmp_path / "a", progress=False, log=lambda *_: None)
     assert straight.metrics["train_images"] == 256 and straight.metrics["val_accuracy"] is None
 
@@ -179,3 +197,65 @@ def test_cli_offers_the_fast_recipe():
     args = build_parser().parse_args(["train", "--recipe", "fast", "--epochs", "2", "--tta", "mirror"])
     config = config_from_args(args)
     assert config.model == "fast" and config.epochs == 2 and config.tta == "mirror"
+
+
+# ----------------------------------------------------------------------------- Muon
+
+
+def test_orthogonalize_equalises_the_singular_values():
+    gen = torch.Generator().manual_seed(0)
+    u, _ = torch.linalg.qr(torch.randn(32, 32, generator=gen))
+    v, _ = torch.linalg.qr(torch.randn(288, 32, generator=gen))
+    spread = torch.logspace(-1.5, 0, 32)  # singular values 30x apart
+    matrix = u @ torch.diag(spread) @ v.T
+    out = optim.orthogonalize(matrix, steps=5, dtype=torch.float32)
+    singular = torch.linalg.svdvals(out)
+    assert singular.max() / singular.min() < 2.5 and singular.max() < 1.3  # ~[0.7, 1.2], not exactly 1
+    direction = (out * (u @ v.T)).sum() / (out.norm() * (u @ v.T).norm())
+    assert direction > 0.95  # the same directions as U V^T
+    assert optim.orthogonalize(matrix.T, steps=5, dtype=torch.float32).shape == (288, 32)  # tall matrices too
+
+
+def test_muon_sgd_matches_torch_sgd_on_its_sgd_groups():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    ours = optim.MuonSGD([{"params": list(a.parameters()), "weight_decay": 0.1}], lr=0.05, momentum=0.85,
+                         nesterov=True, muon_momentum=0.6)
+    reference = torch.optim.SGD(b.parameters(), lr=0.05, momentum=0.85, nesterov=True, weight_decay=0.1)
+    for step in range(4):
+        x = torch.randn(8, 4)
+        for model, opt in ((a, ours), (b, reference)):
+            opt.zero_grad()
+            model(x).square().sum().backward()
+            opt.step()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_muon_step_renormalises_the_filter_and_moves_it_by_lr_along_an_orthogonal_update():
+    conv = torch.nn.Conv2d(4, 8, 3, bias=False)
+    opt = optim.MuonSGD([{"params": [conv.weight], "muon": True}], lr=0.1, momentum=0.85, nesterov=True,
+                        muon_momentum=0.6, ns_dtype=torch.float32)
+    conv.weight.grad = torch.randn_like(conv.weight)
+    before = conv.weight.detach().clone()
+    opt.step()
+    renormalised = before * (8 ** 0.5 / before.norm())
+    step = (renormalised - conv.weight.detach()).reshape(8, -1) / 0.1
+    assert 0.5 < torch.linalg.svdvals(step).min() and torch.linalg.svdvals(step).max() < 1.3
+    assert "momentum_buffer" in opt.state_dict()["state"][0]  # checkpointed with the run
+
+
+def test_the_whitening_bias_trains_only_for_its_first_epochs():
+    model = build_model("fast", widths=(8, 8, 8))
+    config = recipe_config("fast", epochs=8, whiten_bias_epochs=2)
+    opt = make_optimizer(config, model)
+    whiten = next(g for g in opt.param_groups if "until_fraction" in g)
+    filters = next(g for g in opt.param_groups if g["muon"])
+    assert whiten["params"] == [model.net.whiten.bias] and len(filters["params"]) == 6
+    lrs = []
+    for step in (0, 10, 25, 50, 99):
+        optim.set_learning_rates(config, opt, step, 100)
+        lrs.append((whiten["lr"], filters["lr"]))
+    assert lrs[0] == (pytest.approx(0.24 * 106 / 0.24), pytest.approx(0.24))
+    assert lrs[1][0] == pytest.approx(106 * (1 - 10 / 25)) and lrs[2][0] == 0.0 and lrs[4][0] == 0.0
+    assert lrs[3][1] == pytest.approx(0.12) and lrs[4][1] == pytest.approx(0.24 * 0.01)
