@@ -51,7 +51,8 @@ class SyncedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         dims = (0, 2, 3)
         xf = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x  # statistics never in half precision
-        local = torch.cat([xf.sum(dims), xf.new_tensor([xf.numel() / xf.shape[1]])])
+        # The count rides along (filled on the device: no host-to-GPU copy, no sync).
+        local = torch.cat([xf.sum(dims), xf.new_full((1,), xf.numel() / xf.shape[1])])
         total = _SumAcrossRanks.apply(local)
         count = total[-1].detach()
         mean = total[:-1] / count
