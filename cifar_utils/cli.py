@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import atomic
+from . import atomic, distributed
 from . import data as D
 from .config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, recipe_config
 from .errors import CifarError, TrainingInterrupted
@@ -99,7 +99,7 @@ def run_dir_from_args(args: argparse.Namespace, config: TrainConfig) -> Path:
 
 
 def _resume_command(args: argparse.Namespace, run_dir) -> str:
-    command = f"python -m cifar_utils train --resume {shlex.quote(str(run_dir))}"
+    command = f"{distributed.launch_command()} -m cifar_utils train --resume {shlex.quote(str(run_dir))}"
     command += f" --data-root {shlex.quote(str(args.data_root))}" if args.data_root is not None else ""
     return command + ("" if args.verify else " --no-verify")
 
@@ -123,6 +123,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         stop.args = (stop.describe(_resume_command(args, stop.run_dir),
                                    f"train it again with --out {shlex.quote(str(stop.run_dir))} --overwrite"),)
         raise
+    if not distributed.is_main():  # under torchrun rank 0 speaks for the run
+        return 0
     print()
     print(history_table(result.history))
     print()
@@ -246,9 +248,11 @@ def main(argv: list[str] | None = None, curves_copy: Path | None = None) -> int:
     args.curves_copy = curves_copy
     try:
         return args.func(args)
-    except CifarError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except CifarError as exc:  # under torchrun every rank stops with the same error (distributed.agree); rank 0 says it
+        if distributed.is_main():
+            print(f"error: {exc}", file=sys.stderr)
         return 130 if isinstance(exc, TrainingInterrupted) else 2
     except KeyboardInterrupt:  # outside the epochs (loading data, the final evaluation): nothing half-written
-        print("error: interrupted (Ctrl-C); files already written are complete", file=sys.stderr)
+        if distributed.is_main():
+            print("error: interrupted (Ctrl-C); files already written are complete", file=sys.stderr)
         return 130

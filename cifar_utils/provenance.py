@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .distributed import world_size
 from .hardware import cpu_model, isa_class
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ def provenance(device: torch.device) -> dict:
         "cpu": cpu_model(),
         "cpu_isa": isa_class(),
         "threads": torch.get_num_threads(),
+        "processes": world_size(),  # > 1: torchrun ran it on several processes (distributed.py)
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 

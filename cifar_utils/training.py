@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
-from . import hardware, runs
+from . import distributed, hardware, runs
 from .atomic import interrupts_deferred, remove_temporaries, save_figure
 from .augment import AUGMENTATIONS
 from .config import TrainConfig
@@ -44,6 +44,7 @@ class TrainState:
     generator: torch.Generator  # shuffling and augmentation
     history: list = field(default_factory=list)
     averager: WeightAverager | None = None  # EMA / lookahead weights, when the config asks for them
+    parallel: nn.Module | None = None  # the DistributedDataParallel wrapper of `model` that trains it under torchrun
 
     @property
     def epoch(self) -> int:
@@ -78,7 +79,7 @@ def train_step(config: TrainConfig, state: TrainState, criterion: nn.Module, x: 
     model, optimizer = state.model, state.optimizer
     set_learning_rates(config, optimizer, step, total_steps)
     with phase("forward"), autocast(device, precision):
-        logits = model(x)
+        logits = (state.parallel or model)(x)
         loss = criterion(logits.float(), y)
     with phase("backward"):
         optimizer.zero_grad(set_to_none=True)
@@ -104,6 +105,7 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: D.Split, devi
     images, batch_augment = AUGMENTATIONS[config.augment].for_epoch(split.train_images, config.seed, epoch)
     batches = D.iterate_batches(images, split.train_labels, config.batch_size, shuffle=True,
                                 drop_last=drop_last, augment=batch_augment, generator=state.generator, device=device)
+    batches = distributed.shard_epoch(batches, n_train, config.batch_size, drop_last, config.seed, epoch)  # torchrun
     bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
                leave=False, unit="batch")
     pause_at = _pause_point()
@@ -123,6 +125,7 @@ def train_one_epoch(config: TrainConfig, state: TrainState, split: D.Split, devi
     bar.close()
     _check_finite(losses, epoch, steps_per_epoch, config)
     train_loss = torch.stack(losses).mean().item() if losses else float("nan")
+    train_loss, correct, seen = distributed.epoch_totals(train_loss, correct, seen)  # the whole batches'
     lr = config.lr * lr_factor(config, step, total_steps) if losses else config.lr
     return {"train_loss": train_loss, "train_acc": correct.item() / max(1, seen), "lr": lr,
             "train_seconds": time.perf_counter() - start, "steps": steps_per_epoch}
@@ -155,7 +158,7 @@ def _wait_for_a_signal(epoch: int, step: int, limit_seconds: float = 600.0) -> N
 def _check_finite(losses: list, epoch: int, steps_per_epoch: int, config: TrainConfig) -> None:
     if not losses:
         return
-    finite = torch.isfinite(torch.stack(losses))
+    finite = distributed.all_ranks(torch.isfinite(torch.stack(losses)))  # every rank stops at the same step
     if not bool(finite.all()):
         raise _non_finite("the training loss", epoch, int((~finite).nonzero()[0]) + 1, steps_per_epoch, config)
 
@@ -249,6 +252,7 @@ def _resumed_config(config: TrainConfig | None, checkpoint: dict, run_dir, log) 
     return saved
 
 
+@distributed.session()  # under torchrun: every rank trains its slice of each batch; rank 0 logs and writes
 def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, data_root=None,
         run_dir: str | Path | None = None, overwrite: bool = False, resume: bool = False,
         evaluate_test: bool = True, progress: bool = True, verify_data: bool = True, log=print) -> runs.RunRecord:
@@ -259,18 +263,20 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     the one an uninterrupted run would have reached. `config`, if given, must match the saved one.
     The precision "auto" is resolved once and recorded in the run's config.
     """
+    log, progress = distributed.main_only(log), progress and distributed.is_main()
     checkpoint = None
     if resume:
         if run_dir is None:
             raise ConfigError("resume needs the run folder to continue")
         checkpoint = runs.resume_checkpoint(run_dir)
-        remove_temporaries(run_dir)  # what a killed run was writing when it died
+        if distributed.is_main():
+            remove_temporaries(run_dir)  # what a killed run was writing when it died
         config = _resumed_config(config, checkpoint, run_dir, log)
     config = (config or TrainConfig()).validate()
-    device = resolve_device(config.device)
+    device = distributed.device_for_rank(resolve_device(config.device))
     config = with_precision(config, device)  # recorded resolved, so a resume or reuse elsewhere can tell
     precision = PRECISION_DTYPES[config.precision]
-    if run_dir is not None and not resume:
+    if run_dir is not None and not resume and distributed.is_main():
         run_dir = runs.prepare_run_dir(run_dir, overwrite)
     dataset = dataset if dataset is not None else D.load_cifar10(data_root, verify=verify_data)
     split = D.split_dataset(dataset, config.val_size, config.train_subset)
@@ -281,9 +287,11 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
             log(f"{run_dir} already finished its {config.epochs} epochs; nothing to resume")
         else:
             log(f"resuming {run_dir} after epoch {state.epoch} of {config.epochs}")
+    state.parallel = distributed.parallel(state.model, device, state.averager.average if state.averager else ())
     prov = provenance(device)
     prov.update(seed=config.seed, precision=config.precision, data_root=str(dataset.root))
-    if run_dir is not None:
+    writes = run_dir is not None and distributed.is_main()  # the ranks hold the same state; one writes it
+    if writes:
         runs.write_json(Path(run_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
 
     saved_epoch = state.epoch if checkpoint is not None else 0
@@ -293,19 +301,22 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
             log(format_epoch(entry, config.epochs))
             if run_dir is not None:
                 with interrupts_deferred():  # a Ctrl-C waits until checkpoint and history agree
-                    _save_checkpoint(run_dir, config, state, device)
-                    runs.write_history(Path(run_dir) / runs.HISTORY, state.history)
+                    if writes:
+                        _save_checkpoint(run_dir, config, state, device)
+                        runs.write_history(Path(run_dir) / runs.HISTORY, state.history)
                     saved_epoch = state.epoch
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RuntimeError) as stop:  # Ctrl-C (torchrun's SIGTERM too), or a rank that died
+        if isinstance(stop, RuntimeError) and not distributed.peer_lost(stop, log):
+            raise
         kept = saved_epoch if run_dir is not None else state.epoch  # epochs whose work is kept
         raise TrainingInterrupted(run_dir, kept + 1, config.epochs, saved_epoch) from None
 
     if state.averager is not None:  # the averaged weights are the result; idempotent on a finished resume
         state.averager.finalize(state.model)
-        if run_dir is not None:
+        if writes:
             _save_checkpoint(run_dir, config, state, device)
     metrics = _final_metrics(config, state, split, dataset, device, precision, evaluate_test, prov)
-    if run_dir is not None:
+    if writes:
         runs.write_json(Path(run_dir) / runs.METRICS, metrics)
         fig = plot_curves(state.history, title=f"{Path(run_dir).name}: {config.model}, {config.optimizer} lr {config.lr:g}")
         save_figure(fig, Path(run_dir) / runs.CURVES)
