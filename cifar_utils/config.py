@@ -62,7 +62,7 @@ class TrainConfig:
                                     "positive_float")
     lr_per_1024: bool = _knob(False, "lr is per 1024 images: scales with batch_size/1024, as does the per-step decay",
                               "bool")
-    head_lr_scale: float = _knob(1.0, "lr multiplier for the linear head (muon)", "positive_float")
+    head_lr_scale: float = _knob(1.0, "lr multiplier for the linear head (muon: per image of the batch)", "positive_float")
     muon_momentum: float = _knob(0.6, "Nesterov momentum of Muon's filter updates", "non_negative_float")
     whiten_bias_epochs: float = _knob(0.0, "train the whitening bias only this many first epochs, its lr decaying "
                                       "to zero (muon; 0: like the other biases)", "non_negative_float")
@@ -128,14 +128,12 @@ RECIPES: dict[str, dict] = {
     # The seed project: Adam at 1e-3, cross-entropy, 10 epochs, no augmentation, 45k/5k split.
     "seed": {},
     # airbench94_muon-style: ~94% test accuracy in 8 epochs on all 50k images (val_size 0). Muon moves the
-    # conv filters; Nesterov SGD the biases and the head. The published values are for a summed loss
-    # at batch 2000 (biases 0.053, head 0.67, decay 2e-6 per image per step); ours is the batch mean, so
-    # the SGD lrs are 2000x those (106 and 1340, as multiples of Muon's 0.24) and the per-step decay
-    # lr * weight_decay is the same 0.004.
+    # conv filters; Nesterov SGD the biases and the head, with lrs per image of the batch (see
+    # optim.muon_groups): the published 0.053 and 0.67 for a summed loss, and a decay of 2e-6 per image.
     "fast": {
         "model": "fast", "model_kwargs": {"head_scale": 1 / 256, "head_init_std": 1.0},
         "optimizer": "muon", "lr": 0.24, "muon_momentum": 0.6, "momentum": 0.85, "nesterov": True,
-        "bn_bias_lr_scale": 106 / 0.24, "head_lr_scale": 1340 / 0.24, "weight_decay": 0.004 / 0.24,
+        "bn_bias_lr_scale": 0.053 / 0.24, "head_lr_scale": 0.67 / 0.24, "weight_decay": 2e-6 / 0.24,
         "whiten_bias_epochs": 3,  # the whitening bias settles early; freezing it later steadies the rest
         "batch_size": 2000, "epochs": 8, "label_smoothing": 0.2,
         "schedule": "onecycle", "warmup_fraction": 0.0,  # linear decay to zero, no warm-up

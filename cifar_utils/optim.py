@@ -30,15 +30,23 @@ def param_groups(config: TrainConfig, model: nn.Module) -> list[dict]:
 
 def muon_groups(config: TrainConfig, model: nn.Module) -> list[dict]:
     """The fast recipe's groups: conv filters (Muon), the head, the whitening bias (trained only for the
-    first `whiten_bias_epochs`) and the other biases. Every SGD group decays by lr * weight_decay per step."""
+    first `whiten_bias_epochs`) and the other biases.
+
+    Muon's step does not depend on the loss's scale, SGD's does: the SGD groups' lrs (lr x their
+    scale) are per image of the batch, as for a summed loss, so the recipe holds at any batch size;
+    each decays by lr x batch_size x weight_decay per step, as airbench94_muon's does.
+    """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     filters = [p for _, p in named if p.ndim == 4]
     head = [p for _, p in named if p.ndim == 2]
     whiten_bias = [p for n, p in named if p.ndim == 1 and n.endswith("whiten.bias")]
     biases = [p for n, p in named if p.ndim == 1 and not n.endswith("whiten.bias")]
-    bias_group = {"lr_scale": config.bn_bias_lr_scale, "weight_decay": config.weight_decay / config.bn_bias_lr_scale}
+    per_image = config.batch_size  # the batch-mean loss's gradient is 1/batch_size of the summed one
+    bias_group = {"lr_scale": config.bn_bias_lr_scale * per_image,
+                  "weight_decay": config.weight_decay / config.bn_bias_lr_scale}
     groups = [{"params": filters, "muon": True},
-              {"params": head, "lr_scale": config.head_lr_scale, "weight_decay": config.weight_decay / config.head_lr_scale},
+              {"params": head, "lr_scale": config.head_lr_scale * per_image,
+               "weight_decay": config.weight_decay / config.head_lr_scale},
               {"params": biases, **bias_group}]
     if whiten_bias:
         until = {"until_fraction": config.whiten_bias_epochs / config.epochs} if config.whiten_bias_epochs else {}

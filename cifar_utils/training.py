@@ -273,6 +273,8 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
             remove_temporaries(run_dir)  # what a killed run was writing when it died
         config = _resumed_config(config, checkpoint, run_dir, log)
     config = (config or TrainConfig()).validate()
+    if config.optimizer == "muon" and distributed.active():  # not yet shown to match one process
+        raise ConfigError("the muon optimizer is not yet verified on several processes; use --recipe fast10 under torchrun")
     device = distributed.device_for_rank(resolve_device(config.device))
     config = with_precision(config, device)  # recorded resolved, so a resume or reuse elsewhere can tell
     precision = PRECISION_DTYPES[config.precision]
