@@ -142,13 +142,15 @@ def _wait_for_a_signal(epoch: int, step: int, limit_seconds: float = 600.0) -> N
     """Stand still after optimizer step `step` of `epoch` until a signal ends or interrupts the process.
 
     The crash tests use it to deliver SIGKILL or Ctrl-C at a known point of an epoch, instead of
-    guessing one with a sleep. FILE, when given, is created once the run is waiting there.
+    guessing one with a sleep. FILE, when given, is created once the run is waiting there; deleting it lets the run go on.
     """
     marker = os.environ[PAUSE_ENV].split(":", 2)[2:]
     if marker:
         Path(marker[0]).touch()
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
+        if marker and not Path(marker[0]).exists():
+            return
         time.sleep(0.05)  # a Ctrl-C arrives here as KeyboardInterrupt
     raise CifarError(f"{PAUSE_ENV} held the run at epoch {epoch}, step {step} for {limit_seconds:.0f} s without "
                      f"a signal; unset {PAUSE_ENV} (it is meant for tests)")
@@ -251,15 +253,17 @@ def _resumed_config(config: TrainConfig | None, checkpoint: dict, run_dir, log) 
     return saved
 
 
+@runs.holds_run_folder  # one writer per run folder; `wait=True` waits for another instead of refusing
 def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, data_root=None,
-        run_dir: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+        run_dir: str | Path | None = None, overwrite: bool = False, resume: bool = False, wait: bool = False,
         evaluate_test: bool = True, progress: bool = True, verify_data: bool = True, log=print) -> runs.RunRecord:
     """Train a model as `config` says; write the run folder as it goes when `run_dir` is given.
 
     With `resume=True`, `run_dir` must hold a checkpoint: training continues after its last
     completed epoch, with the saved model, optimizer and random-number states, so the result is
     the one an uninterrupted run would have reached. `config`, if given, must match the saved one.
-    The precision "auto" is resolved once and recorded in the run's config.
+    The precision "auto" is resolved once and recorded in the run's config. With `overwrite=True` an
+    old run in `run_dir` stays whole until the new one's first checkpoint replaces it.
     """
     checkpoint = None
     if resume:
@@ -272,8 +276,9 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     device = resolve_device(config.device)
     config = with_precision(config, device)  # recorded resolved, so a resume or reuse elsewhere can tell
     precision = PRECISION_DTYPES[config.precision]
+    write_dir = run_dir  # until the first checkpoint, an overwrite writes into a staging folder beside run_dir
     if run_dir is not None and not resume:
-        run_dir = runs.prepare_run_dir(run_dir, overwrite)
+        write_dir = runs.prepare_run_dir(run_dir, overwrite)
     dataset = dataset if dataset is not None else D.load_cifar10(data_root, verify=verify_data)
     split = D.split_dataset(dataset, config.val_size, config.train_subset)
     state = init_state(config, split, device)
@@ -286,7 +291,7 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     prov = provenance(device)
     prov.update(seed=config.seed, precision=config.precision, data_root=str(dataset.root))
     if run_dir is not None:
-        runs.write_json(Path(run_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
+        runs.write_json(Path(write_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
 
     saved_epoch = state.epoch if checkpoint is not None else 0
     try:
@@ -295,9 +300,10 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
             log(format_epoch(entry, config.epochs))
             if run_dir is not None:
                 with interrupts_deferred():  # a Ctrl-C waits until checkpoint and history agree
-                    _save_checkpoint(run_dir, config, state, device)
-                    runs.write_history(Path(run_dir) / runs.HISTORY, state.history)
+                    _save_checkpoint(write_dir, config, state, device)
+                    runs.write_history(Path(write_dir) / runs.HISTORY, state.history)
                     saved_epoch = state.epoch
+                    write_dir = runs.take_place(write_dir, run_dir)
     except KeyboardInterrupt:
         kept = saved_epoch if run_dir is not None else state.epoch  # epochs whose work is kept
         raise TrainingInterrupted(run_dir, kept + 1, config.epochs, saved_epoch) from None
