@@ -13,7 +13,7 @@ from pathlib import Path
 from . import atomic
 from . import data as D
 from .config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, recipe_config
-from .errors import CifarError, ReportInterrupted, TrainingInterrupted, disk_error
+from .errors import CifarError, ReportInterrupted, TrainingInterrupted, os_error_cause
 from .inference import evaluate, resolve_device, resolve_precision
 from .models import available_models
 from .paths import runs_dir
@@ -256,8 +256,9 @@ def main(argv: list[str] | None = None, curves_copy: Path | None = None) -> int:
     except CifarError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 130 if isinstance(exc, (TrainingInterrupted, ReportInterrupted)) else 2
-    except OSError as exc:  # on the way to disk, where no module named it first
-        print(f"error: {disk_error(exc.filename or 'a file', exc, 'use')}", file=sys.stderr)
+    except OSError as exc:  # a file problem that no module turned into its own message first
+        print(f"error: {exc.filename or 'a file'}: {os_error_cause(exc)}; check the path, its permissions and its disk",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # outside the epochs (loading data, the final evaluation): nothing half-written
         print("error: interrupted (Ctrl-C); files already written are complete", file=sys.stderr)

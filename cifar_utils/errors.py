@@ -69,9 +69,14 @@ _DISK_CAUSES = {
 }
 
 
+def os_error_cause(exc: OSError) -> str:
+    """What an OSError means in a few words, with its errno name: 'no space left on the device (ENOSPC)'."""
+    code = errno.errorcode.get(exc.errno or 0)
+    cause = _DISK_CAUSES[exc.errno][0] if exc.errno in _DISK_CAUSES else (exc.strerror or str(exc) or type(exc).__name__).lower()
+    return f"{cause} ({code})" if code else cause
+
+
 def disk_error(path: str | os.PathLike, exc: OSError, doing: str = "write") -> DiskError:
     """The one line for an OSError met while `doing` `path`: what failed, where, why, and what to do."""
-    code = errno.errorcode.get(exc.errno or 0)
-    cause, remedy = _DISK_CAUSES.get(exc.errno, ((exc.strerror or str(exc) or type(exc).__name__).lower(),
-                                                 "check the disk and the folder, or choose another --out"))
-    return DiskError(f"cannot {doing} {path}: {cause}{f' ({code})' if code else ''}; {remedy}")
+    remedy = _DISK_CAUSES.get(exc.errno, ("", "check the disk and the folder, or choose another --out"))[1]
+    return DiskError(f"cannot {doing} {path}: {os_error_cause(exc)}; {remedy}")

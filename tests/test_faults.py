@@ -396,3 +396,16 @@ def test_a_disk_error_inside_a_write_names_the_target_and_removes_the_temporary(
             tmp.write_text("{")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_os_error_no_module_named_is_still_one_line(monkeypatch, capsys):
+    """The CLI's last net: an OSError from anywhere (here loading a run) is one line with the path and the cause."""
+    import cifar_utils.cli as cli
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", "/runs/x/model.pt")
+
+    monkeypatch.setattr(cli, "load_run", unreadable)
+    assert main(["evaluate", "/runs/x"]) == 2
+    assert _one_error_line(capsys.readouterr().err) == ("error: /runs/x/model.pt: permission denied (EACCES); check the "
+                                                        "path, its permissions and its disk")
