@@ -106,8 +106,8 @@ def holds_run_folder(fit):
     @functools.wraps(fit)
     def locked(*args, **kwargs):
         run_dir = kwargs.get("run_dir")
-        if run_dir is None:
-            return fit(*args, **kwargs)
+        if run_dir is None or (kwargs.get("resume") and not Path(run_dir).is_dir()):
+            return fit(*args, **kwargs)  # nothing to lock: no folder, or a resume of none (refused at once)
         lock = locks.beside(run_dir)
         with locks.held(lock, f"run folder {run_dir}", kwargs.get("wait", False), kwargs.get("log", print)):
             _remove_leftovers(Path(run_dir))
