@@ -13,7 +13,7 @@ from pathlib import Path
 from . import atomic, distributed
 from . import data as D
 from .config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, recipe_config
-from .errors import CifarError, TrainingInterrupted
+from .errors import CifarError, ReportInterrupted, TrainingInterrupted, os_error_cause
 from .inference import evaluate, resolve_device, resolve_precision
 from .models import available_models
 from .paths import runs_dir
@@ -80,6 +80,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run folder (default: outputs/runs/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the output folder")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process is writing the run folder, wait for it to finish instead of refusing")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -113,11 +115,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = None
             if overrides:
                 config = TrainConfig.from_dict({**resume_checkpoint(args.resume)["config"], **overrides})
-            result = fit(config, data_root=args.data_root, run_dir=args.resume, resume=True,
+            result = fit(config, data_root=args.data_root, run_dir=args.resume, resume=True, wait=args.wait,
                          progress=not args.no_progress, verify_data=args.verify)
         else:
             config = config_from_args(args)
-            result = fit(config, data_root=args.data_root, run_dir=run_dir_from_args(args, config),
+            result = fit(config, data_root=args.data_root, run_dir=run_dir_from_args(args, config), wait=args.wait,
                          overwrite=args.overwrite, progress=not args.no_progress, verify_data=args.verify)
     except TrainingInterrupted as stop:  # the message names the command that continues, in this CLI's terms
         stop.args = (stop.describe(_resume_command(args, stop.run_dir),
@@ -183,7 +185,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         params["EPOCHS"] = args.epochs
     run_report(args.out, params=params, smoke=args.smoke, data_root=args.data_root, download=args.download,
-               reuse=not args.retrain, experiments=not args.skip_experiments)
+               reuse=not args.retrain, experiments=not args.skip_experiments, wait=args.wait,
+               cell_timeout=args.cell_timeout)
     return 0
 
 
@@ -237,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--skip-experiments", action="store_true",
                      help="run notebooks 01-03 only: the ablation (04) and the search (05) train about 40 runs, "
                           "over two hours on a 2-core CPU")
+    rep.add_argument("--wait", action="store_true",
+                     help="if another report is writing the output folder, wait for it to finish instead of refusing")
+    rep.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
+                     help="stop the report when one notebook cell runs longer than this (default: no limit)")
     rep.set_defaults(func=cmd_report)
     return parser
 
@@ -251,7 +258,11 @@ def main(argv: list[str] | None = None, curves_copy: Path | None = None) -> int:
     except CifarError as exc:  # under torchrun every rank stops with the same error (distributed.agree); rank 0 says it
         if distributed.is_main():
             print(f"error: {exc}", file=sys.stderr)
-        return 130 if isinstance(exc, TrainingInterrupted) else 2
+        return 130 if isinstance(exc, (TrainingInterrupted, ReportInterrupted)) else 2
+    except OSError as exc:  # a file problem that no module turned into its own message first
+        print(f"error: {exc.filename or 'a file'}: {os_error_cause(exc)}; check the path, its permissions and its disk",
+              file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # outside the epochs (loading data, the final evaluation): nothing half-written
         if distributed.is_main():
             print("error: interrupted (Ctrl-C); files already written are complete", file=sys.stderr)

@@ -2,10 +2,13 @@
 
 Every image becomes what the network was trained on, a uint8 (3, 32, 32) tensor:
 
-- read with Pillow (PNG, JPEG, or anything else it opens; the first frame of an animation);
+- read with Pillow (PNG, JPEG, or anything else it opens; the first frame of an animation), once
+  its header has shown that it is within MAX_PIXELS (a small file can unpack to gigabytes);
 - turned upright by its EXIF orientation tag (phone photos);
-- converted to RGB: transparent parts are laid over white (what a viewer shows), 16-bit
-  greyscale keeps its top 8 bits (a plain conversion would clip it to white);
+- converted to RGB: transparent parts (modes RGBA, LA, PA, P with a transparent colour) are laid
+  over white, what a viewer shows; 16-bit greyscale (I;16 and I, 32-bit, read as 16-bit) keeps its
+  top 8 bits (a plain conversion would clip it to white); 32-bit float greyscale (F) is read as
+  0-255, as Pillow reads it, with values outside clipped; 1-bit black and white becomes 0 and 255;
 - resized to 32x32 with Pillow's bicubic filter, whose support widens with the reduction so
   that large photos are averaged down rather than aliased. The whole picture is squeezed
   into the square (no crop), so keep the object near the middle and the picture near square,
@@ -15,6 +18,7 @@ A file that cannot be read gives an error for that file alone; the others are st
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,9 @@ from .runs import load_run
 
 SIZE = 32
 TOP_K = 3
+# The largest picture decoded: Pillow's own bomb limit (~89 million pixels, ~270 MB as RGB). Pillow
+# itself only warns below twice that and decodes the whole picture; this refuses it first.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
@@ -47,11 +54,27 @@ def _to_rgb(img):
     return img.convert("RGB")
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """The image at `path` as a uint8 (3, 32, 32) tensor, or an ImageError that names the file."""
+def _check_size(img, path: Path, max_pixels: int) -> None:
+    """Refuse a picture over the pixel budget from its header, before any pixel is decoded."""
+    width, height = img.size
+    if width * height > max_pixels:
+        raise ImageError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.3g} megapixels) is over the "
+                         f"limit of {max_pixels / 1e6:.3g} megapixels, refused before decoding it; "
+                         f"shrink the picture first (any size down to 32x32 will do)")
+
+
+def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
+    """The image at `path` as a uint8 (3, 32, 32) tensor, or an ImageError that names the file.
+
+    A picture whose header declares more than `max_pixels` (default MAX_PIXELS) is refused unread.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_size says it, in one line
+            img = Image.open(path)  # reads the header only
+        with img:
+            _check_size(img, path, MAX_PIXELS if max_pixels is None else max_pixels)
             img.load()
             rgb = _to_rgb(img).resize((SIZE, SIZE), Image.Resampling.BICUBIC)
     except FileNotFoundError:
@@ -62,8 +85,9 @@ def load_image(path: str | Path) -> torch.Tensor:
         raise ImageError(f"{path}: cannot be read (permission denied)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read (expected PNG or JPEG)") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: too large to open safely ({exc})") from None
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit: Pillow refuses it in open()
+        raise ImageError(f"{path}: too large to open safely, refused before decoding it ({exc}); "
+                         f"shrink the picture first (any size down to 32x32 will do)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL reports damage in all of these
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageError(f"{path}: the image is damaged or truncated ({detail[:200]})") from None

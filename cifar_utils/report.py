@@ -12,7 +12,9 @@ What it writes under the output folder (default `outputs/`):
     runs/experiments/, runs/search-trials/               the runs of notebooks 04 and 05
 
 Everything is built in a staging folder inside the output folder and moved into place only after
-every notebook has run, so a failure leaves the previous report untouched. The experiments' runs
+every notebook has run and rendered, so a failure (a cell's error, a kernel that dies or runs past
+--cell-timeout, an HTML export, Ctrl-C) leaves the previous report untouched. One report writes an
+output folder at a time (a lock file, `.report.lock`); a second is refused, or waits with --wait. The experiments' runs
 are the exception: they are written straight into runs/, so that an interrupted report keeps
 every run it finished, and the next one reuses them.
 
@@ -22,6 +24,7 @@ nbconvert are imported only when a report runs.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import shutil
 import tempfile
@@ -29,10 +32,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import atomic, runs
+from . import atomic, locks, runs
 from . import data as D
 from . import experiments as E
-from .errors import CifarError, ConfigError, DatasetError
+from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
 from .inference import resolve_device
 from .notebook import SMOKE_ENV, train_parameters, training_config
 from .paths import OUTPUT_PNG, project_dir
@@ -133,7 +136,8 @@ def _check_dataset(root: Path, download: bool, verify: bool) -> None:
         D.verify_files(folder)
 
 
-def _failure(name: str, exc: Exception, failed_copy: Path | None, out_dir: Path) -> NotebookFailed:
+def _failure(name: str, exc: Exception, failed_copy: Path | None, out_dir: Path,
+             cell_timeout: float | None = None) -> NotebookFailed:
     from papermill.exceptions import PapermillExecutionError
 
     where = f"; the executed notebook is {failed_copy}" if failed_copy else ""
@@ -142,31 +146,99 @@ def _failure(name: str, exc: Exception, failed_copy: Path | None, out_dir: Path)
         return NotebookFailed(
             f"notebook {name} failed in cell {exc.cell_index} (In [{exc.exec_count}]) with {exc.ename}: {exc.evalue}\n"
             f"  failing cell:\n{source}\n  nothing in {out_dir} was replaced{where}")
-    return NotebookFailed(f"notebook {name} could not be run ({type(exc).__name__}: {str(exc).strip()[:500]}); "
+    kind = type(exc).__name__
+    if kind == "CellTimeoutError":  # nbclient's; its own text repeats the cell
+        return NotebookFailed(f"notebook {name} stopped: a cell ran longer than the {cell_timeout:g} s limit "
+                              f"(--cell-timeout); nothing in {out_dir} was replaced{where}")
+    if kind == "DeadKernelError":
+        return NotebookFailed(f"notebook {name} stopped: its kernel died (out of memory, or a crash outside Python); "
+                              f"nothing in {out_dir} was replaced{where}")
+    return NotebookFailed(f"notebook {name} could not be run ({kind}: {str(exc).strip()[:500]}); "
                           f"nothing in {out_dir} was replaced{where}")
+
+
+def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, values: dict, kernel_name: str,
+             cell_timeout: float | None, exporter) -> None:
+    """Run one notebook into the staging folder and render it as HTML; every way that fails becomes one CifarError."""
+    import papermill
+
+    executed = staging / "notebooks" / name
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(str(notebooks_dir / name), str(executed), parameters=values, kernel_name=kernel_name,
+                                   progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout)
+    except KeyboardInterrupt:
+        raise ReportInterrupted(f"report interrupted (Ctrl-C) in notebook {name}; nothing in {out_dir} was "
+                                f"replaced (the runs notebooks 04 and 05 finished are kept, and reused next time)") from None
+    except Exception as exc:  # papermill raises many types; each becomes one clear error
+        failed_copy = None
+        if executed.is_file():
+            failed_copy = out_dir / "notebooks" / (Path(name).stem + ".failed.ipynb")
+            failed_copy.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(executed, failed_copy)
+        raise _failure(name, exc, failed_copy, out_dir, cell_timeout) from None
+    try:
+        body, _ = exporter.from_filename(str(executed))
+    except KeyboardInterrupt:
+        raise ReportInterrupted(f"report interrupted (Ctrl-C) while rendering {name} as HTML; nothing in {out_dir} "
+                                f"was replaced") from None
+    except Exception as exc:  # nbconvert's templates and filters fail in many ways
+        raise NotebookFailed(f"notebook {name} ran, but could not be rendered as HTML ({type(exc).__name__}: "
+                             f"{str(exc).strip()[:300]}); nothing in {out_dir} was replaced") from None
+    atomic.write_text(staging / "reports" / (Path(name).stem + ".html"), body)
 
 
 def _move_into_place(staging: Path, out_dir: Path, run_name: str) -> None:
     """Rename the staged files over the old ones: the run folder first, results.md last."""
-    new_run = staging / "runs" / run_name
     final_run = out_dir / "runs" / run_name
-    final_run.parent.mkdir(parents=True, exist_ok=True)
-    if final_run.exists():
-        os.replace(final_run, staging / "replaced-run")  # removed with the staging folder
-    os.replace(new_run, final_run)
-    for sub in ("figures", "notebooks", "reports", EXPERIMENTS):
-        for path in sorted((staging / sub).glob("*")):
-            (out_dir / sub).mkdir(parents=True, exist_ok=True)
-            os.replace(path, out_dir / sub / path.name)
-    for name in (OUTPUT_PNG, RESULTS):
-        if (staging / name).exists():
-            os.replace(staging / name, out_dir / name)
+    try:
+        final_run.parent.mkdir(parents=True, exist_ok=True)
+        atomic.replace_folder(staging / "runs" / run_name, final_run, trash=staging / "replaced-run")
+        for sub in ("figures", "notebooks", "reports", EXPERIMENTS):
+            for path in sorted((staging / sub).glob("*")):
+                (out_dir / sub).mkdir(parents=True, exist_ok=True)
+                os.replace(path, out_dir / sub / path.name)
+        for name in (OUTPUT_PNG, RESULTS):
+            if (staging / name).exists():
+                os.replace(staging / name, out_dir / name)
+    except OSError as exc:
+        raise disk_error(exc.filename or out_dir, exc, "move the new report into place at") from None
+
+
+def _new_staging(out_dir: Path) -> Path:
+    """The staging folder of this report; called holding the report's lock, so any other is a dead report's."""
+    try:
+        for old in out_dir.glob(".report-staging-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix=f".report-staging-pid{os.getpid()}-", dir=out_dir))
+    except OSError as exc:
+        raise disk_error(out_dir, exc, "write in") from None
+
+
+@contextlib.contextmanager
+def _kernel_environment(smoke: bool):
+    """The kernels inherit this environment: they import this very library, whether or not it is installed
+    there, and their SMOKE default agrees with the parameter passed to them."""
+    library_parent = str(Path(__file__).resolve().parent.parent)
+    kernel_env = {"PYTHONPATH": os.pathsep.join(p for p in (library_parent, os.environ.get("PYTHONPATH")) if p),
+                  SMOKE_ENV: "1" if smoke else "0"}
+    saved_env = {k: os.environ.get(k) for k in kernel_env}
+    os.environ.update(kernel_env)
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = None, smoke: bool = False,
                data_root: str | os.PathLike | None = None, download: bool | None = None, verify: bool = True,
                notebooks_dir: str | os.PathLike | None = None, kernel_name: str = "python3", reuse: bool = True,
-               experiments: bool = True, log=print) -> ReportResult:
+               experiments: bool = True, wait: bool = False, cell_timeout: float | None = None,
+               log=print) -> ReportResult:
     """Execute the numbered notebooks in order; write notebooks, HTML, figures and results.md under `out_dir`.
 
     `params` are notebook parameters by name (EPOCHS, LR, RECIPE, ...; case-insensitive), each passed
@@ -176,6 +248,9 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     already in `out_dir/runs/` with exactly this configuration, finished, is analysed again instead
     of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04 and 05.
     `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU.
+    One report writes `out_dir` at a time, and nothing else writes its run folder meanwhile: another
+    writer is refused with its PID and command, or with `wait` waited for. `cell_timeout` (seconds)
+    stops a notebook whose cell runs longer.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir).expanduser().resolve()
@@ -210,64 +285,47 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     else:  # the run trained now, then every other run already present
         compare = [p for p in runs.list_runs(runs_dir) if p.name != run_name]
     _check_dataset(root, download=(not smoke) if download is None else download, verify=verify)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".report-staging-", dir=out_dir))
-    reuse = bool(params.pop("REUSE", reuse))
-    if reuse and finished_run_matches(config, runs_dir / run_name):
-        # The notebook sees the finished run in its staging folder and loads it instead of training.
-        shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
-        log(f"reusing the finished run {runs_dir / run_name} (same configuration); --retrain trains it again")
-    common = {"SMOKE": smoke, "DATA_ROOT": str(root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False}
-    specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
-                "03_results_analysis.ipynb": {"RUNS": [str(staging / "runs" / run_name)] + [str(p) for p in compare]},
-                **{name: {"RUNS_DIR": str(runs_dir), "REUSE": reuse} for name in EXPERIMENT_NOTEBOOKS}}
-    library_parent = str(Path(__file__).resolve().parent.parent)
-    # The kernels inherit this environment: they import this very library, whether or not it is
-    # installed there, and their SMOKE default agrees with the parameter passed to them.
-    kernel_env = {"PYTHONPATH": os.pathsep.join(p for p in (library_parent, os.environ.get("PYTHONPATH")) if p),
-                  SMOKE_ENV: "1" if smoke else "0"}
-    saved_env = {k: os.environ.get(k) for k in kernel_env}
-    os.environ.update(kernel_env)
     try:
-        import papermill
-        from nbconvert import HTMLExporter
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(out_dir, exc, "create") from None
 
-        exporter = HTMLExporter()
-        for i, name in enumerate(notebooks, 1):
-            values = {k: v for k, v in {**common, **params, **specific.get(name, {})}.items() if k in declared[name]}
-            executed = staging / "notebooks" / name
-            executed.parent.mkdir(parents=True, exist_ok=True)
-            shown = {k: v for k, v in values.items() if k in params}
-            log(f"[{i}/{len(notebooks)}] {name}" + (f" ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""))
-            t0 = time.perf_counter()
-            try:
-                papermill.execute_notebook(str(notebooks_dir / name), str(executed), parameters=values,
-                                           kernel_name=kernel_name, progress_bar=False, cwd=str(Path.cwd()))
-            except Exception as exc:  # papermill raises many types; each becomes one clear error
-                failed_copy = None
-                if executed.is_file():
-                    failed_copy = out_dir / "notebooks" / (Path(name).stem + ".failed.ipynb")
-                    failed_copy.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(executed, failed_copy)
-                raise _failure(name, exc, failed_copy, out_dir) from None
-            body, _ = exporter.from_filename(str(executed))
-            atomic.write_text(staging / "reports" / (Path(name).stem + ".html"), body)
-            log(f"      done in {time.perf_counter() - t0:.1f} s")
-        seconds = time.perf_counter() - started
-        results_text = results_markdown(staging / "runs" / run_name, [staging / "runs" / run_name, *compare],
-                                        seconds=seconds, smoke=smoke, experiments=staging / EXPERIMENTS)
-        atomic.write_text(staging / RESULTS, results_text)
-        _move_into_place(staging, out_dir, run_name)
-        for name in notebooks:  # a later success supersedes an earlier failure
-            (out_dir / "notebooks" / (Path(name).stem + ".failed.ipynb")).unlink(missing_ok=True)
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(staging, ignore_errors=True)
+    with locks.held(out_dir / locks.REPORT_LOCK, f"report folder {out_dir}", wait, log), \
+            locks.held(locks.beside(runs_dir / run_name), f"run folder {runs_dir / run_name}", wait, log):
+        staging = _new_staging(out_dir)
+        try:
+            reuse = bool(params.pop("REUSE", reuse))
+            if reuse and finished_run_matches(config, runs_dir / run_name):
+                # The notebook sees the finished run in its staging folder and loads it instead of training.
+                shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
+                log(f"reusing the finished run {runs_dir / run_name} (same configuration); --retrain trains it again")
+            common = {"SMOKE": smoke, "DATA_ROOT": str(root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False}
+            specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
+                        "03_results_analysis.ipynb": {"RUNS": [str(staging / "runs" / run_name)] + [str(p) for p in compare]},
+                        **{name: {"RUNS_DIR": str(runs_dir), "REUSE": reuse} for name in EXPERIMENT_NOTEBOOKS}}
+            with _kernel_environment(smoke):
+                from nbconvert import HTMLExporter
+
+                exporter = HTMLExporter()
+                for i, name in enumerate(notebooks, 1):
+                    values = {k: v for k, v in {**common, **params, **specific.get(name, {})}.items() if k in declared[name]}
+                    shown = {k: v for k, v in values.items() if k in params}
+                    log(f"[{i}/{len(notebooks)}] {name}" + (f" ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""))
+                    t0 = time.perf_counter()
+                    _execute(name, notebooks_dir, staging, out_dir, values, kernel_name, cell_timeout, exporter)
+                    log(f"      done in {time.perf_counter() - t0:.1f} s")
+            seconds = time.perf_counter() - started
+            results_text = results_markdown(staging / "runs" / run_name, [staging / "runs" / run_name, *compare],
+                                            seconds=seconds, smoke=smoke, experiments=staging / EXPERIMENTS)
+            atomic.write_text(staging / RESULTS, results_text)
+            with atomic.interrupts_deferred():  # a Ctrl-C now would leave half the old report, half the new
+                _move_into_place(staging, out_dir, run_name)
+            for name in notebooks:  # a later success supersedes an earlier failure
+                (out_dir / "notebooks" / (Path(name).stem + ".failed.ipynb")).unlink(missing_ok=True)
+        except OSError as exc:  # copying the reused run, making the staging folders
+            raise disk_error(exc.filename or out_dir, exc, "write") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     result = ReportResult(out_dir=out_dir, run_dir=out_dir / "runs" / run_name,
                           notebooks=[out_dir / "notebooks" / n for n in notebooks],
                           html=[out_dir / "reports" / (Path(n).stem + ".html") for n in notebooks],

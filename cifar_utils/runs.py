@@ -2,23 +2,30 @@
 (and analysis.json once notebook 03 has looked at it). Finding run folders, reading and writing
 their files, and the one record of a run that training returns and loading gives back.
 
-Nothing here trains.
+One process writes a run folder at a time (`holds_run_folder`: a lock file beside it). An
+overwrite trains into a staging folder beside the old run and takes its place only once it holds
+its first checkpoint (`prepare_run_dir`, `take_place`), so the old run stays whole until then and
+nothing of it survives after. Nothing here trains.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
+import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from . import atomic
+from . import atomic, distributed, locks
 from .config import TrainConfig
-from .errors import CifarError
+from .errors import CifarError, DiskError, disk_error
 from .inference import PRECISION_DTYPES, precision_name
 from .models import build_model
 
@@ -37,21 +44,83 @@ def default_run_name(recipe: str, config: TrainConfig, smoke: bool = False) -> s
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:
-    """Create the run folder; refuse one that already holds a run unless `overwrite`."""
+    """The folder to write a new run into; call it holding the run folder's lock (`holds_run_folder`).
+
+    A folder that already holds a run is refused unless `overwrite`; then the new run goes into a
+    staging folder beside it (returned), which `take_place` moves over the old run once it holds
+    its first checkpoint. Otherwise `run_dir` itself is created and returned.
+    """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise CifarError(f"output path {run_dir} exists and is not a folder; choose another --out")
-    held = [name for name in (CONFIG, CHECKPOINT, HISTORY, METRICS) if (run_dir / name).exists()]
+    held = [name for name in (CONFIG, CHECKPOINT, HISTORY, METRICS, ANALYSIS) if (run_dir / name).exists()]
     if held and not overwrite:
         raise CifarError(
             f"output folder {run_dir} already holds a run ({', '.join(held)}); pass --overwrite to replace it, "
             f"--resume {run_dir} to continue it, or choose another --out/--name"
         )
-    if held:
-        for name in (CONFIG, CHECKPOINT, HISTORY, METRICS, CURVES):
-            (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        if overwrite and run_dir.is_dir() and any(run_dir.iterdir()):
+            place = run_dir.absolute()
+            return Path(tempfile.mkdtemp(prefix=f".{place.name}.staging-pid{os.getpid()}-", dir=place.parent))
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(run_dir, exc, "create") from None
     return run_dir
+
+
+def take_place(write_dir: str | Path, run_dir: str | Path) -> Path:
+    """After a checkpoint: move a staged run (see `prepare_run_dir`) over the old one in `run_dir`, whose files
+    all go, analysis.json included. Returns `run_dir`, where the run is written from now on; a no-op once there."""
+    write_dir, run_dir = Path(write_dir), Path(run_dir)
+    if write_dir != run_dir:
+        place = run_dir.absolute()
+        atomic.replace_folder(write_dir, run_dir, trash=place.parent / f".{place.name}.replaced-pid{os.getpid()}")
+    return run_dir
+
+
+def _leftovers(run_dir: Path) -> list[tuple[str, Path]]:
+    """("staging" | "replaced", folder) that writers of `run_dir` left beside it (see prepare_run_dir, take_place)."""
+    run_dir = run_dir.absolute()
+    pattern = re.compile(rf"\.{re.escape(run_dir.name)}\.(staging|replaced)-pid\d+(-[a-z0-9_]+)?")
+    found = [(pattern.fullmatch(p.name), p) for p in run_dir.parent.iterdir()] if run_dir.parent.is_dir() else []
+    return [(match.group(1), path) for match, path in found if match]
+
+
+def _remove_leftovers(run_dir: Path) -> None:
+    """What writers of `run_dir` that are no longer running left: a staging folder, a half-done replacement,
+    temporary files. Called holding the lock, so no live writer of this folder owns any of them."""
+    for kind, path in _leftovers(run_dir):
+        if kind == "replaced":
+            atomic.restore_folder(run_dir, path)  # killed between replace_folder's two renames (not on Linux)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    if run_dir.is_dir():
+        atomic.remove_temporaries(run_dir)
+
+
+def holds_run_folder(fit):
+    """Decorate `fit`: while it runs, no other process writes its `run_dir` (a lock file beside the folder); with
+    `wait=True` it waits for the other writer instead of refusing. However the call ends, what a writer that is
+    no longer running left beside the folder (the staging folder of an overwrite, say) is removed."""
+    @functools.wraps(fit)
+    def locked(*args, **kwargs):
+        run_dir = kwargs.get("run_dir")
+        if run_dir is None or (kwargs.get("resume") and not Path(run_dir).is_dir()) or not distributed.is_main():
+            return fit(*args, **kwargs)  # nothing to lock: no folder, a resume of none (refused), or not rank 0
+        lock = locks.beside(run_dir)
+        with locks.held(lock, f"run folder {run_dir}", kwargs.get("wait", False), kwargs.get("log", print)):
+            _remove_leftovers(Path(run_dir))
+            try:
+                return fit(*args, **kwargs)
+            except DiskError as exc:
+                if any(kind == "staging" for kind, _ in _leftovers(Path(run_dir))):
+                    raise DiskError(f"{exc}; the run already in {run_dir} is untouched (replacing a run needs room "
+                                    f"for both until the new one's first checkpoint)") from None
+                raise
+            finally:
+                _remove_leftovers(Path(run_dir))
+    return locked
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -222,7 +291,8 @@ def list_runs(runs_dir: str | os.PathLike) -> list[Path]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    found = [p for p in runs_dir.iterdir() if p.is_dir() and (p / CONFIG).is_file()]
+    # A hidden folder is a run being staged or replaced (see prepare_run_dir), not a run.
+    found = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / CONFIG).is_file()]
     return sorted(found, key=lambda p: (-_run_mtime(p), p.name))
 
 

@@ -143,13 +143,15 @@ def _wait_for_a_signal(epoch: int, step: int, limit_seconds: float = 600.0) -> N
     """Stand still after optimizer step `step` of `epoch` until a signal ends or interrupts the process.
 
     The crash tests use it to deliver SIGKILL or Ctrl-C at a known point of an epoch, instead of
-    guessing one with a sleep. FILE, when given, is created once the run is waiting there.
+    guessing one with a sleep. FILE, when given, is created once the run is waiting there; deleting it lets the run go on.
     """
     marker = os.environ[PAUSE_ENV].split(":", 2)[2:]
     if marker:
         Path(marker[0]).touch()
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
+        if marker and not Path(marker[0]).exists():
+            return
         time.sleep(0.05)  # a Ctrl-C arrives here as KeyboardInterrupt
     raise CifarError(f"{PAUSE_ENV} held the run at epoch {epoch}, step {step} for {limit_seconds:.0f} s without "
                      f"a signal; unset {PAUSE_ENV} (it is meant for tests)")
@@ -253,15 +255,17 @@ def _resumed_config(config: TrainConfig | None, checkpoint: dict, run_dir, log) 
 
 
 @distributed.session()  # under torchrun: every rank trains its slice of each batch; rank 0 logs and writes
+@runs.holds_run_folder  # one writer per run folder (rank 0's); `wait=True` waits for another instead of refusing
 def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, data_root=None,
-        run_dir: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+        run_dir: str | Path | None = None, overwrite: bool = False, resume: bool = False, wait: bool = False,
         evaluate_test: bool = True, progress: bool = True, verify_data: bool = True, log=print) -> runs.RunRecord:
     """Train a model as `config` says; write the run folder as it goes when `run_dir` is given.
 
     With `resume=True`, `run_dir` must hold a checkpoint: training continues after its last
     completed epoch, with the saved model, optimizer and random-number states, so the result is
     the one an uninterrupted run would have reached. `config`, if given, must match the saved one.
-    The precision "auto" is resolved once and recorded in the run's config.
+    The precision "auto" is resolved once and recorded in the run's config. With `overwrite=True` an
+    old run in `run_dir` stays whole until the new one's first checkpoint replaces it.
     """
     log, progress = distributed.main_only(log), progress and distributed.is_main()
     checkpoint = None
@@ -278,8 +282,10 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     device = distributed.device_for_rank(resolve_device(config.device))
     config = with_precision(config, device)  # recorded resolved, so a resume or reuse elsewhere can tell
     precision = PRECISION_DTYPES[config.precision]
-    if run_dir is not None and not resume and distributed.is_main():
-        run_dir = runs.prepare_run_dir(run_dir, overwrite)
+    writes = run_dir is not None and distributed.is_main()  # the ranks hold the same state; one writes it
+    write_dir = run_dir  # until the first checkpoint, an overwrite writes into a staging folder beside run_dir
+    if writes and not resume:
+        write_dir = runs.prepare_run_dir(run_dir, overwrite)
     dataset = dataset if dataset is not None else D.load_cifar10(data_root, verify=verify_data)
     split = D.split_dataset(dataset, config.val_size, config.train_subset)
     state = init_state(config, split, device)
@@ -292,9 +298,8 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     state.parallel = distributed.parallel(state.model, device, state.averager.average if state.averager else ())
     prov = provenance(device)
     prov.update(seed=config.seed, precision=config.precision, data_root=str(dataset.root))
-    writes = run_dir is not None and distributed.is_main()  # the ranks hold the same state; one writes it
     if writes:
-        runs.write_json(Path(run_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
+        runs.write_json(Path(write_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
 
     saved_epoch = state.epoch if checkpoint is not None else 0
     try:
@@ -304,8 +309,9 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
             if run_dir is not None:
                 with interrupts_deferred():  # a Ctrl-C waits until checkpoint and history agree
                     if writes:
-                        _save_checkpoint(run_dir, config, state, device)
-                        runs.write_history(Path(run_dir) / runs.HISTORY, state.history)
+                        _save_checkpoint(write_dir, config, state, device)
+                        runs.write_history(Path(write_dir) / runs.HISTORY, state.history)
+                        write_dir = runs.take_place(write_dir, run_dir)
                     saved_epoch = state.epoch
     except (KeyboardInterrupt, RuntimeError) as stop:  # Ctrl-C (torchrun's SIGTERM too), or a rank that died
         if isinstance(stop, RuntimeError) and not distributed.peer_lost(stop, log):

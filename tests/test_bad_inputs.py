@@ -323,6 +323,7 @@ def test_resume_with_a_changed_configuration_lists_the_differences(run_copy, cap
 def test_resume_without_a_checkpoint(tmp_path, run_copy, capsys):
     assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
     assert _one_error_line(capsys) == f"error: cannot resume {tmp_path / 'nope'}: no such run folder"
+    assert not list(tmp_path.glob(".nope*"))  # not even a lock file for a folder that is not there
     (tmp_path / "plain").mkdir()
     assert main(["train", "--resume", str(tmp_path / "plain")]) == 2
     assert "it is not a run folder (no config.json, no model.pt)" in _one_error_line(capsys)

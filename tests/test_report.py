@@ -1,6 +1,10 @@
 """The report command: bad input refused up front, failures reported and harmless, a smoke run end to end."""
 import copy
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -246,3 +250,132 @@ def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root)
     assert not (out / "notebooks" / "04_augmentation_ablation.ipynb").exists()
     assert "| Epoch | Train Loss |" in (out / "results.md").read_text()
     assert "Augmentation ablation" not in (out / "results.md").read_text()
+
+
+# ----------------------------------------------------------------------------- every way a report can fail
+# Whatever stops a report, the previous one stays as it was, the staging folder is gone, and the
+# message names the notebook and the cause.
+
+RUN_NAME = "seed-seed_cnn-seed0-smoke"  # what --smoke names the run
+
+
+def _three_notebooks(folder: Path, first: str = "x = 1", second: str = "x = 2", third: str = "x = 3") -> Path:
+    """Stand-ins for notebooks 01-03 (the report runs with experiments=False)."""
+    folder.mkdir()
+    _fake_notebook(folder / "01_data_exploration.ipynb", first)
+    _fake_notebook(folder / "02_training.ipynb", second, params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")
+    _fake_notebook(folder / "03_results_analysis.ipynb", third, params="RUNS = None")
+    return folder
+
+
+@pytest.fixture
+def previous_report(tmp_path) -> Path:
+    out = tmp_path / "out"
+    for name, text in {"results.md": "the good report\n", "notebooks/01_data_exploration.ipynb": "{}\n",
+                       "reports/01_data_exploration.html": "<p>old</p>\n", "figures/01_class_balance.png": "png",
+                       f"runs/{RUN_NAME}/history.csv": "epoch\n1\n"}.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    return out
+
+
+def _snapshot(out: Path) -> dict:
+    """Every file of the report by path, but for lock files and the copies of failed notebooks."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and not p.name.endswith((".lock", ".failed.ipynb"))}
+
+
+def _report(out: Path, nbs: Path, synthetic_root: Path, **kwargs):
+    return R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, notebooks_dir=nbs, experiments=False,
+                        log=None, **kwargs)
+
+
+@pytest.mark.slow
+def test_a_later_notebook_failing_after_earlier_ones_ran_replaces_nothing(tmp_path, synthetic_root, previous_report):
+    before = _snapshot(previous_report)
+    nbs = _three_notebooks(tmp_path / "nbs", third="raise ValueError('bad numbers in the comparison')")
+    with pytest.raises(R.NotebookFailed) as exc:
+        _report(previous_report, nbs, synthetic_root)
+    message = str(exc.value)
+    assert message.startswith("notebook 03_results_analysis.ipynb failed in cell ")
+    assert "with ValueError: bad numbers in the comparison" in message
+    assert _snapshot(previous_report) == before  # 01 and 02 ran, and their new copies went with the staging folder
+    assert (previous_report / "notebooks" / "03_results_analysis.failed.ipynb").is_file()
+    assert not list(previous_report.glob(".report-staging-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cells,timeout,expected", [
+    ({"second": "import os\nos._exit(1)"}, None,
+     "notebook 02_training.ipynb stopped: its kernel died (out of memory, or a crash outside Python); nothing in "),
+    ({"first": "import time\ntime.sleep(120)"}, 5,
+     "notebook 01_data_exploration.ipynb stopped: a cell ran longer than the 5 s limit (--cell-timeout); nothing in "),
+], ids=["kernel dies", "cell times out"])
+def test_a_kernel_that_dies_or_times_out_replaces_nothing(tmp_path, synthetic_root, previous_report, cells, timeout,
+                                                          expected):
+    before = _snapshot(previous_report)
+    nbs = _three_notebooks(tmp_path / "nbs", **cells)
+    started = time.monotonic()
+    with pytest.raises(R.NotebookFailed) as exc:
+        _report(previous_report, nbs, synthetic_root, cell_timeout=timeout)
+    assert time.monotonic() - started < 100  # the sleeping cell was stopped, not waited out
+    assert str(exc.value).startswith(expected + f"{previous_report} was replaced"), str(exc.value)
+    assert _snapshot(previous_report) == before and not list(previous_report.glob(".report-staging-*"))
+
+
+@pytest.mark.slow
+def test_an_html_export_failing_after_every_notebook_ran_replaces_nothing(tmp_path, synthetic_root, previous_report,
+                                                                         monkeypatch):
+    from nbconvert import HTMLExporter
+
+    before = _snapshot(previous_report)
+    rendered = []
+    real = HTMLExporter.from_filename
+
+    def export(self, filename, *args, **kwargs):
+        rendered.append(Path(filename).name)
+        if len(rendered) == len(R.NOTEBOOKS[:3]):  # the last notebook: every one has run by now
+            raise ValueError("template 'lab' not found")
+        return real(self, filename, *args, **kwargs)
+
+    monkeypatch.setattr(HTMLExporter, "from_filename", export)
+    with pytest.raises(R.NotebookFailed) as exc:
+        _report(previous_report, _three_notebooks(tmp_path / "nbs"), synthetic_root)
+    assert rendered == list(R.NOTEBOOKS[:3])
+    assert str(exc.value) == (f"notebook 03_results_analysis.ipynb ran, but could not be rendered as HTML (ValueError: "
+                              f"template 'lab' not found); nothing in {previous_report} was replaced")
+    assert _snapshot(previous_report) == before and not list(previous_report.glob(".report-staging-*"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_report_replaces_nothing_and_stops_the_kernel(tmp_path, synthetic_root, previous_report):
+    """A real SIGINT to a report process while notebook 02's kernel sleeps in a cell."""
+    before = _snapshot(previous_report)
+    kernel_pid = tmp_path / "kernel.pid"
+    nbs = _three_notebooks(tmp_path / "nbs", second=f"import os, time\nopen({str(kernel_pid)!r}, 'w').write(str(os.getpid()))\n"
+                                                     "time.sleep(300)")
+    child = (f"import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+             f"from cifar_utils import report as R\nfrom cifar_utils.errors import CifarError\n"
+             f"try:\n    R.run_report({str(previous_report)!r}, smoke=True, data_root={str(synthetic_root)!r}, verify=False,"
+             f" notebooks_dir={str(nbs)!r}, experiments=False, log=None)\n"
+             f"except CifarError as exc:\n    print(f'error: {{exc}}', file=sys.stderr); sys.exit(130)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child], cwd=Path(__file__).resolve().parent.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (kernel_pid.exists() and kernel_pid.read_text()):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "notebook 02 never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    # The dying kernel may print its own tracebacks on the same stderr; none may come from the report process.
+    assert proc.returncode == 130 and 'File "<string>"' not in err and "/cifar_utils/" not in err, err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert lines == [f"error: report interrupted (Ctrl-C) in notebook 02_training.ipynb; nothing in {previous_report} "
+                     f"was replaced (the runs notebooks 04 and 05 finished are kept, and reused next time)"], err
+    assert _snapshot(previous_report) == before and not list(previous_report.glob(".report-staging-*"))
+    kernel = int(kernel_pid.read_text())
+    deadline = time.monotonic() + 30  # the kernel notices that its parent has gone
+    while Path(f"/proc/{kernel}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{kernel}").exists(), "the kernel outlived the interrupted report"

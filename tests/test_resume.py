@@ -196,9 +196,11 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
     """SIGKILL inside the block: no cleanup can run, yet the target is untouched; resume sweeps the rest."""
     target = tmp_path / "metrics.json"
     atomic.write_text(target, '{"old": true}\n')
-    child = (f"import importlib.util, os, signal\n"
-             f"spec = importlib.util.spec_from_file_location('atomic', {str(REPO / 'cifar_utils' / 'atomic.py')!r})\n"
-             f"atomic = importlib.util.module_from_spec(spec); spec.loader.exec_module(atomic)\n"
+    # The package without its __init__ (which imports torch): only atomic.py and errors.py load.
+    child = (f"import os, signal, sys, types\n"
+             f"package = types.ModuleType('cifar_utils'); package.__path__ = [{str(REPO / 'cifar_utils')!r}]\n"
+             f"sys.modules['cifar_utils'] = package\n"
+             f"from cifar_utils import atomic\n"
              f"with atomic.atomic_path({str(target)!r}) as tmp:\n"
              f"    tmp.write_text('{{\"new\": tr')\n"
              f"    os.kill(os.getpid(), signal.SIGKILL)\n")
