@@ -161,4 +161,6 @@ def recipe_config(name: str = "seed", **overrides) -> TrainConfig:
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; choose one of: {', '.join(sorted(RECIPES))}")
     values = {**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
+    if overrides.get("model_kwargs") is not None:  # widths, say: added to the recipe's own network options
+        values["model_kwargs"] = {**RECIPES[name].get("model_kwargs", {}), **overrides["model_kwargs"]}
     return TrainConfig.from_dict(values).validate()

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from . import atomic, distributed, locks
+from . import atomic, distributed, hardware, locks
 from .config import TrainConfig
-from .errors import CifarError, DiskError, disk_error
-from .inference import PRECISION_DTYPES, precision_name
+from .errors import CifarError, ConfigError, DiskError, disk_error
+from .inference import PRECISION_DTYPES, precision_name, resolve_device, with_precision
 from .models import build_model
 
 CONFIG = "config.json"
@@ -326,3 +326,30 @@ def select_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
         raise CifarError(f"no runs found in {runs_dir}; train one first (run notebooks/02_training.ipynb, or "
                          f"python -m cifar_utils train), or name run folders in RUNS")
     return found
+
+
+# ----------------------------------------------------------------------------- resuming
+
+
+def config_differences(saved: dict, wanted: dict) -> list[str]:
+    keys = sorted(set(saved) | set(wanted))
+    return [f"{k}: {saved.get(k)!r} in the run, {wanted.get(k)!r} now" for k in keys if saved.get(k) != wanted.get(k)]
+
+
+def resumed_config(config: TrainConfig | None, checkpoint: dict, run_dir, log) -> TrainConfig:
+    """The saved config, at the precision the run began with; `config`, if given, must agree with it."""
+    saved = TrainConfig.from_dict(checkpoint["config"])
+    device = resolve_device((config or saved).device)
+    saved = recorded_precision(saved, run_dir, device)
+    if config is not None:
+        diff = config_differences(saved.to_dict(), with_precision(config.validate(), device).to_dict())
+        if diff:
+            raise ConfigError(f"cannot resume {run_dir} with a different configuration ({'; '.join(diff)}); "
+                              f"resume without changing them, or train a new run into another --out")
+    here = precision_name("auto", device)
+    if saved.precision != here:  # the run keeps its precision; mixing two in one run is never silent
+        slow = "; this CPU has no native bf16, so expect it to be slow" if (
+            saved.precision == "bf16" and device.type == "cpu" and not hardware.has_native_bf16()) else ""
+        log(f"continuing {run_dir} in {saved.precision}, the precision it began with "
+            f"(auto would choose {here} on this machine){slow}")
+    return saved

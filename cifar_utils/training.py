@@ -21,12 +21,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
-from . import distributed, hardware, runs
+from . import distributed, runs
 from .atomic import interrupts_deferred, remove_temporaries, save_figure
 from .augment import AUGMENTATIONS
 from .config import TrainConfig
 from .errors import CifarError, ConfigError, NonFiniteLoss, TrainingInterrupted
-from .inference import PRECISION_DTYPES, autocast, evaluate, precision_name, resolve_device, with_precision
+from .inference import PRECISION_DTYPES, autocast, evaluate, resolve_device, with_precision
 from .models import Classifier, build_model
 from .optim import WeightAverager, lr_factor, make_optimizer, set_learning_rates
 from .plots import plot_curves
@@ -221,11 +221,6 @@ def _restore(state: TrainState, payload: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(rng["cuda"], device)
 
 
-def _config_differences(saved: dict, wanted: dict) -> list[str]:
-    keys = sorted(set(saved) | set(wanted))
-    return [f"{k}: {saved.get(k)!r} in the run, {wanted.get(k)!r} now" for k in keys if saved.get(k) != wanted.get(k)]
-
-
 def format_epoch(entry: dict, epochs: int) -> str:
     return (f"Epoch {entry['epoch']}/{epochs} - Train Loss: {entry['train_loss']:.4f}, "
             f"Train Accuracy: {100 * entry['train_acc']:.2f}%, Validation Loss: {entry['val_loss']:.4f}, "
@@ -233,25 +228,6 @@ def format_epoch(entry: dict, epochs: int) -> str:
 
 
 # ----------------------------------------------------------------------------- fit
-
-
-def _resumed_config(config: TrainConfig | None, checkpoint: dict, run_dir, log) -> TrainConfig:
-    """The saved config, at the precision the run began with; `config`, if given, must agree with it."""
-    saved = TrainConfig.from_dict(checkpoint["config"])
-    device = resolve_device((config or saved).device)
-    saved = runs.recorded_precision(saved, run_dir, device)
-    if config is not None:
-        diff = _config_differences(saved.to_dict(), with_precision(config.validate(), device).to_dict())
-        if diff:
-            raise ConfigError(f"cannot resume {run_dir} with a different configuration ({'; '.join(diff)}); "
-                              f"resume without changing them, or train a new run into another --out")
-    here = precision_name("auto", device)
-    if saved.precision != here:  # the run keeps its precision; mixing two in one run is never silent
-        slow = "; this CPU has no native bf16, so expect it to be slow" if (
-            saved.precision == "bf16" and device.type == "cpu" and not hardware.has_native_bf16()) else ""
-        log(f"continuing {run_dir} in {saved.precision}, the precision it began with "
-            f"(auto would choose {here} on this machine){slow}")
-    return saved
 
 
 @distributed.session()  # under torchrun: every rank trains its slice of each batch; rank 0 logs and writes
@@ -275,7 +251,7 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
         checkpoint = runs.resume_checkpoint(run_dir)
         if distributed.is_main():
             remove_temporaries(run_dir)  # what a killed run was writing when it died
-        config = _resumed_config(config, checkpoint, run_dir, log)
+        config = runs.resumed_config(config, checkpoint, run_dir, log)
     config = (config or TrainConfig()).validate()
     if config.optimizer == "muon" and distributed.active():  # not yet shown to match one process
         raise ConfigError("the muon optimizer is not yet verified on several processes; use --recipe fast10 under torchrun")
@@ -375,7 +351,7 @@ def _finished_run_difference(config: TrainConfig, run_dir: str | Path) -> list[s
             return None
     except (CifarError, OSError):
         return None
-    return _config_differences(saved.to_dict(), with_precision(config, device).to_dict())
+    return runs.config_differences(saved.to_dict(), with_precision(config, device).to_dict())
 
 
 def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True, resume: bool = False,

@@ -5,7 +5,6 @@ process, within what fp32 rounding explains; they agree with each other exactly;
 writes and speaks; an error on one rank stops all; a killed rank or a Ctrl-C ends the job with
 the resume command, and the resumed run ends as the uninterrupted one.
 """
-import json
 import os
 import shlex
 import signal

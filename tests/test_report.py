@@ -1,6 +1,5 @@
 """The report command: bad input refused up front, failures reported and harmless, a smoke run end to end."""
 import copy
-import json
 import signal
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """Crash safety: resume after SIGKILL and Ctrl-C gives the uninterrupted result; writes are atomic."""
 import os
-import re
 import shlex
 import signal
 import subprocess
