@@ -18,8 +18,8 @@ class FrozenScaleBatchNorm(nn.BatchNorm2d):
 
     A learned scale is redundant before a conv that is itself free to scale; fixing it removes
     parameters that only slow SGD down. Under autocast the activations stay in bf16 (PyTorch's
-    mixed-dtype batch norm accumulates the statistics in fp32): casting them to fp32 and back
-    around every norm made a bf16 training step about 1.5x slower on an AVX-512 BF16 CPU.
+    mixed-dtype batch norm accumulates the statistics in fp32): on an AVX-512 BF16 CPU a norm on
+    bf16 input ran 2x faster than the fp32 one, and GELU after it 1.4x faster (one noisy session).
     """
 
     def __init__(self, num_features: int, momentum: float = 0.4, eps: float = 1e-12):
