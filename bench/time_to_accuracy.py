@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from cifar_utils import hardware  # noqa: E402
+from cifar_utils import allocator, hardware  # noqa: E402
 from cifar_utils.config import RECIPES, recipe_config  # noqa: E402
 from cifar_utils.data import load_cifar10  # noqa: E402
 from cifar_utils.inference import PRECISION_DTYPES, precision_name, resolve_device  # noqa: E402
@@ -160,6 +160,7 @@ def _mean_std(values: list[float]) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    allocator.retain_freed_memory()  # what fit() does; set before the ceiling is measured, too
     device = resolve_device(args.device)
     dataset = load_cifar10(args.data_root, download=False, verify=args.verify)
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # pay torch's one-time optimizer imports here

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 
 import torch
 from torch import nn
@@ -104,31 +105,61 @@ def _tta_mode(tta: bool | str) -> str:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000, device=None,
-                   precision: torch.dtype | None = None, tta: bool | str = False,
+                   precision: torch.dtype | None = None, tta: bool | str = False, tta_share: float = 1.0,
                    with_plain: bool = False):
     """Logits (N, 10) as float32 on the CPU.
 
     `tta`: True or "mirror" averages the image with its mirror; "mirror+translate" also uses
-    1-pixel translations (see fastnet.tta_logits). `with_plain` returns (tta logits, plain
-    logits), the plain ones from the same forward pass.
+    1-pixel translations (see tta_logits). `tta_share` < 1 gives the augmentation only to that share
+    of the images whose plain prediction is least confident (lowest softmax maximum); the others keep
+    their plain logits, which the extra views rarely overturn. `with_plain` returns (tta logits,
+    plain logits), the plain ones from the same forward pass.
     """
     mode = _tta_mode(tta)
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    chunks, plain_chunks = [], []
+
+    def batches(idx: torch.Tensor):
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            yield chunk, images[chunk].to(device, non_blocking=True)
+
+    everything = torch.arange(len(images))
     try:
-        for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size].to(device, non_blocking=True)
-            with autocast(device, precision):
-                plain = model(x).float()
-                logits = tta_logits(model, x, mode, plain)
-            chunks.append(logits.cpu())
-            plain_chunks.append(plain.cpu())
+        if mode == "none" or tta_share >= 1:  # one pass per batch: each image's views reuse its plain logits
+            chunks, plain_chunks = [], []
+            for _, x in batches(everything):
+                with autocast(device, precision):
+                    plain = model(x).float()
+                    chunks.append(tta_logits(model, x, mode, plain).cpu())
+                plain_chunks.append(plain.cpu())
+            logits, plain = _cat(chunks), _cat(plain_chunks)
+        else:
+            plain_chunks = []
+            for _, x in batches(everything):
+                with autocast(device, precision):
+                    plain_chunks.append(model(x).float().cpu())
+            plain = _cat(plain_chunks)
+            logits = plain.clone()
+            uncertain = least_confident(plain, tta_share)
+            for idx, x in batches(uncertain):
+                with autocast(device, precision):
+                    logits[idx] = tta_logits(model, x, mode, plain[idx].to(device)).cpu()
     finally:
         model.train(was_training)
-    cat = lambda c: torch.cat(c) if c else torch.empty(0, 10)  # noqa: E731
-    return (cat(chunks), cat(plain_chunks)) if with_plain else cat(chunks)
+    return (logits, plain) if with_plain else logits
+
+
+def _cat(chunks: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(chunks) if chunks else torch.empty(0, 10)
+
+
+def least_confident(logits: torch.Tensor, share: float) -> torch.Tensor:
+    """Indices (ascending) of the `share` of rows with the lowest softmax maximum."""
+    k = min(len(logits), math.ceil(share * len(logits)))
+    confidence = logits.softmax(dim=1).amax(dim=1)
+    return confidence.argsort(stable=True)[:k].sort().values
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **kwargs) -> dict:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from . import allocator
 from .distributed import world_size
 from .hardware import cpu_model, isa_class
 
@@ -42,6 +43,7 @@ def provenance(device: torch.device) -> dict:
         "cpu": cpu_model(),
         "cpu_isa": isa_class(),
         "threads": torch.get_num_threads(),
+        "allocator": allocator.setting(),
         "processes": world_size(),  # > 1: torchrun ran it on several processes (distributed.py)
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -52,6 +54,8 @@ def machine_line(prov: dict, precision: str | None = None) -> str:
     where = prov["device_name"] if prov.get("device", "cpu") != "cpu" else prov.get("cpu", prov["device_name"])
     parts = [f"commit {prov['git_commit']}", f"torch {prov['torch']}", f"{where}", f"ISA class {prov.get('cpu_isa')}",
              f"{prov.get('threads')} threads"]
+    if prov.get("allocator"):
+        parts.append(f"allocator {prov['allocator']}")
     if precision or prov.get("precision"):
         parts.append(f"precision {precision or prov.get('precision')}")
     return ", ".join(parts) + f", {prov['date']}"

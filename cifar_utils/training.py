@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
-from . import distributed, runs
+from . import allocator, distributed, runs
 from .atomic import interrupts_deferred, remove_temporaries, save_figure
 from .augment import AUGMENTATIONS
 from .config import TrainConfig
@@ -244,6 +244,7 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     old run in `run_dir` stays whole until the new one's first checkpoint replaces it.
     """
     log, progress = distributed.main_only(log), progress and distributed.is_main()
+    allocator.retain_freed_memory()
     checkpoint = None
     if resume:
         if run_dir is None:
@@ -311,7 +312,8 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
 
 def _final_metrics(config, state, split, dataset, device, precision, evaluate_test: bool, prov: dict) -> dict:
     """The final validation and (once, after training) test scores, wall time, throughput, provenance."""
-    eval_kwargs = dict(batch_size=config.eval_batch_size, device=device, precision=precision, tta=config.tta)
+    eval_kwargs = dict(batch_size=config.eval_batch_size, device=device, precision=precision, tta=config.tta,
+                       tta_share=config.tta_share)
     start = time.perf_counter()
     val = evaluate(state.model, split.val_images, split.val_labels, **eval_kwargs) if len(split.val_images) else None
     test = evaluate(state.model, dataset.test_images, dataset.test_labels, **eval_kwargs) if evaluate_test else None
