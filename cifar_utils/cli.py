@@ -1,4 +1,4 @@
-"""`python -m cifar_utils ...`: train, evaluate (and more subcommands as they arrive).
+"""`python -m cifar_utils ...`: train, evaluate, predict, report, and worker (trials of a search).
 
 Every user mistake ends as one line on stderr and exit code 2; no traceback.
 """
@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import atomic, distributed
+from . import atomic, distributed, studies
 from . import data as D
 from .config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, recipe_config
 from .errors import CifarError, ReportInterrupted, TrainingInterrupted, os_error_cause
@@ -20,6 +20,7 @@ from .paths import runs_dir
 from .predict import predict_files, prediction_table
 from .report import parse_value, run_report
 from .runs import CURVES, default_run_name, load_run, resume_checkpoint
+from .search import run_worker
 from .tables import history_table
 from .training import fit
 
@@ -190,6 +191,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    try:
+        done = run_worker(args.study, args.storage, trials=args.trials, data_root=args.data_root,
+                          verify_data=args.verify, seed=args.seed, heartbeat_interval=args.heartbeat,
+                          grace_period=args.grace, retries=args.retries)
+    except TrainingInterrupted as stop:  # Optuna has marked the trial failed; the message says so in this CLI's terms
+        stop.args = ("worker interrupted (Ctrl-C); its trial is marked failed in the study; run the worker again "
+                     "to go on",)
+        raise
+    print(f"worker finished {len(done)} trial{'s' if len(done) != 1 else ''} of study {args.study!r} in "
+          f"{studies.describe(args.storage)}" + (f": {', '.join(map(str, done))}" if done else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m cifar_utils", description="Train, evaluate and explain CIFAR-10 classifiers.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -245,6 +260,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
                      help="stop the report when one notebook cell runs longer than this (default: no limit)")
     rep.set_defaults(func=cmd_report)
+
+    wk = sub.add_parser("worker", help="run trials of a hyperparameter search (an Optuna study)",
+                        description="Run trials of a search that notebook 05 (cifar_utils.search.create_search) created, "
+                                    "from any machine that has the data and reaches the storage; several workers may "
+                                    "run at once. Trials are scored on the validation split only. A trial whose worker "
+                                    "dies is marked failed and queued once more by the next worker.")
+    wk.add_argument("--study", required=True, metavar="NAME", help="the study's name")
+    wk.add_argument("--storage", metavar="URL",
+                    help="a database URL (postgresql://user@host:port/db, sqlite:///file.db) or a journal file path "
+                         "(default: outputs/search/studies.journal)")
+    wk.add_argument("--trials", type=_positive_int, metavar="N",
+                    help="run at most N trials here (default: until the study holds the trials it wants)")
+    wk.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
+    wk.add_argument("--no-verify", dest="verify", action="store_false", help="skip the md5 check (synthetic data)")
+    wk.add_argument("--seed", type=int, help="seed of this worker's sampler (default: random; give each worker its own)")
+    wk.add_argument("--heartbeat", type=_positive_int, default=studies.HEARTBEAT_INTERVAL, metavar="SECONDS",
+                    help=f"databases: seconds between a running trial's heartbeats (default {studies.HEARTBEAT_INTERVAL})")
+    wk.add_argument("--grace", type=_positive_int, default=studies.GRACE_PERIOD, metavar="SECONDS",
+                    help=f"databases: a trial without a heartbeat this long counts as dead (default {studies.GRACE_PERIOD})")
+    wk.add_argument("--retries", type=_checked(int, lambda v: v >= 0, "a whole number >= 0"), default=1,
+                    help="how many times a dead worker's trial is queued again (default 1)")
+    wk.set_defaults(func=cmd_worker)
     return parser
 
 

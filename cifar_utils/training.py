@@ -234,14 +234,17 @@ def format_epoch(entry: dict, epochs: int) -> str:
 @runs.holds_run_folder  # one writer per run folder (rank 0's); `wait=True` waits for another instead of refusing
 def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, data_root=None,
         run_dir: str | Path | None = None, overwrite: bool = False, resume: bool = False, wait: bool = False,
-        evaluate_test: bool = True, progress: bool = True, verify_data: bool = True, log=print) -> runs.RunRecord:
+        evaluate_test: bool = True, progress: bool = True, verify_data: bool = True, log=print,
+        on_epoch=None) -> runs.RunRecord:
     """Train a model as `config` says; write the run folder as it goes when `run_dir` is given.
 
     With `resume=True`, `run_dir` must hold a checkpoint: training continues after its last
     completed epoch, with the saved model, optimizer and random-number states, so the result is
     the one an uninterrupted run would have reached. `config`, if given, must match the saved one.
     The precision "auto" is resolved once and recorded in the run's config. With `overwrite=True` an
-    old run in `run_dir` stays whole until the new one's first checkpoint replaces it.
+    old run in `run_dir` stays whole until the new one's first checkpoint replaces it. `on_epoch(row)`,
+    if given, sees each epoch's history row once it is saved; what it raises ends the run (a search's
+    pruner stopping a trial), and it changes nothing in the training.
     """
     log, progress = distributed.main_only(log), progress and distributed.is_main()
     allocator.retain_freed_memory()
@@ -290,6 +293,8 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
                         runs.write_history(Path(write_dir) / runs.HISTORY, state.history)
                         write_dir = runs.take_place(write_dir, run_dir)
                     saved_epoch = state.epoch
+            if on_epoch is not None:
+                on_epoch(dict(entry))
     except (KeyboardInterrupt, RuntimeError) as stop:  # Ctrl-C (torchrun's SIGTERM too), or a rank that died
         if isinstance(stop, RuntimeError) and not distributed.peer_lost(stop, log):
             raise

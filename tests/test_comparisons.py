@@ -1,0 +1,68 @@
+"""comparisons.compare_arms: rows paired by seed, Holm across the table, reach and equivalence per row."""
+import math
+
+import pandas as pd
+import pytest
+
+from cifar_utils import power as P
+from cifar_utils import stats
+from cifar_utils.comparisons import compare_arms
+from cifar_utils.errors import ConfigError
+
+SEEDS = [1, 2, 3, 4, 5]
+FULL = [0.930, 0.936, 0.925, 0.933, 0.931]
+ARMS = {
+    "full": FULL,
+    "no smoothing": [v - 0.010 + e for v, e in zip(FULL, (0.001, -0.001, 0.0, 0.0005, -0.0005))],
+    "no tta": [v + e for v, e in zip(FULL, (0.0001, -0.0001, 0.0, 0.0001, -0.0001))],
+    "no whitening": [v + e for v, e in zip(FULL, (0.01, -0.012, 0.006, -0.004, 0.003))],
+}
+
+
+def _frame(arms=ARMS, seeds=SEEDS):
+    return pd.DataFrame([{"arm": a, "seed": s, "test_accuracy": v} for a, vs in arms.items() for s, v in zip(seeds, vs)])
+
+
+def test_each_row_is_the_paired_test_and_the_table_is_holm_corrected():
+    table = compare_arms(_frame(), "arm", "full", delta=0.005)
+    assert list(table.index) == ["no smoothing", "no tta", "no whitening"]
+    for arm, row in table.iterrows():
+        c = stats.paired_test(ARMS[arm], FULL)
+        assert row["n"] == 5
+        assert (row["delta"], row["ci_low"], row["ci_high"]) == pytest.approx(
+            (100 * c.difference, 100 * c.ci_low, 100 * c.ci_high))
+        assert row["p_paired"] == pytest.approx(c.p_value)
+        assert row["p_welch"] == pytest.approx(stats.welch_test(ARMS[arm], FULL).p_value)
+        sd = pd.Series(ARMS[arm]).sub(FULL).std()
+        assert row["detectable"] == pytest.approx(100 * P.minimal_detectable_effect(sd, 5))
+    assert list(table["p_holm"]) == pytest.approx(list(stats.holm(table["p_paired"])))
+
+
+def test_each_row_says_what_it_can():
+    table = compare_arms(_frame(), "arm", "full", delta=0.005)
+    assert table.loc["no smoothing", "sentence"].startswith("no smoothing lowers test accuracy by 1.00 points")
+    assert table.loc["no tta", "equivalent"] and "is equivalent to full within ±0.50" in table.loc["no tta", "sentence"]
+    assert not table.loc["no whitening", "equivalent"]
+    assert "not resolvable at this budget" in table.loc["no whitening", "sentence"]
+
+
+def test_only_the_seeds_both_arms_ran_are_paired():
+    frame = _frame()
+    frame = frame[~((frame["arm"] == "no tta") & (frame["seed"] == 5))]
+    assert compare_arms(frame, "arm", "full").loc["no tta", "n"] == 4
+
+
+def test_differences_that_do_not_vary_cannot_be_judged():
+    table = compare_arms(_frame({"full": FULL, "shifted": [v + 0.01 for v in FULL]}), "arm", "full")
+    assert math.isnan(table.loc["shifted", "p_paired"]) and math.isnan(table.loc["shifted", "detectable"])
+    assert "cannot tell" in table.loc["shifted", "sentence"]
+
+
+@pytest.mark.parametrize("frame, reference, message", [
+    (_frame(), "nope", "not among"),
+    (pd.concat([_frame(), _frame().head(1)]), "full", "more than one"),
+    (_frame({"full": FULL[:1], "x": FULL[:1]}, SEEDS[:1]), "full", "at least two"),
+])
+def test_bad_tables_are_refused_with_a_reason(frame, reference, message):
+    with pytest.raises(ConfigError, match=message):
+        compare_arms(frame, "arm", reference)
