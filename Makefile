@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export CIFAR10_ROOT ?= $(CURDIR)/data
 
-.PHONY: setup train report test lab clean
+.PHONY: setup train report test lab clean hooks screenshot
 
 $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: setup  ## unit tests and notebook tests (nbval); then the tests of precisi
 
 lab: setup  ## open the notebooks in JupyterLab
 	$(VENV)/bin/jupyter lab notebooks/
+
+hooks: setup  ## commit hooks: notebooks paired with py:percent files (jupytext), committed without outputs (nbstripout)
+	$(VENV)/bin/pre-commit install
+
+screenshot: setup  ## after `make report`: outputs/index.html in headless Chromium, as outputs/figures/landing_page.png
+	$(PY) -m cifar_utils.browser screenshot outputs/index.html outputs/figures/landing_page.png
 
 clean:
 	rm -rf outputs/runs outputs/notebooks outputs/reports outputs/figures

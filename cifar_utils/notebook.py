@@ -1,5 +1,6 @@
 """What the notebooks need besides analysis: their settings (smoke mode, folders, the training config
-from their parameters) and keeping committed notebooks clean.
+from their parameters). Committed notebooks are kept clean by nbstripout and paired with a py:percent
+text file by jupytext, both run by pre-commit (.pre-commit-config.yaml).
 
 A notebook's parameters cell names every training knob as a capitalised `TrainConfig` field
 (`LR` for `lr`); `train_overrides` collects the ones given.
@@ -8,11 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
-import nbformat
-
-from . import atomic
 from .config import FIELDS, TrainConfig, parameter_name, recipe_config
 
 SMOKE_ENV = "CIFAR_SMOKE"  # "1": notebooks default to smoke mode (tests set it); else $CI decides
@@ -55,38 +52,3 @@ def smoke_dataset(dataset):
     return dataclasses.replace(dataset, test_images=dataset.test_images[:SMOKE_TEST_IMAGES],
                                test_labels=dataset.test_labels[:SMOKE_TEST_IMAGES])
 
-
-# ----------------------------------------------------------------------------- committed notebooks
-
-
-def strip_notebook(nb):
-    """The notebook as it is committed: no outputs, execution counts or run metadata.
-
-    Executed copies belong in outputs/notebooks/ (the report writes them there).
-    """
-    for cell in nb.cells:
-        for key in ("execution", "papermill", "collapsed", "scrolled"):
-            cell.metadata.pop(key, None)
-        if cell.metadata.get("tags") == []:
-            del cell.metadata["tags"]
-        if cell.cell_type == "code":
-            cell.execution_count = None
-            cell.outputs = []
-    for key in ("papermill", "widgets"):
-        nb.metadata.pop(key, None)
-    nb.metadata.get("language_info", {}).pop("version", None)  # the Python of whoever ran it last
-    return nb
-
-
-def strip_outputs(path: str | os.PathLike) -> bool:
-    """Strip a notebook file in place (see strip_notebook); True if it changed.
-
-        python -c "from cifar_utils.notebook import strip_outputs as s; [s(p) for p in __import__('glob').glob('notebooks/*.ipynb')]"
-    """
-    path = Path(path)
-    before = path.read_text(encoding="utf-8")
-    nb = strip_notebook(nbformat.reads(before, as_version=4))
-    after = nbformat.writes(nb) + "\n"
-    if after != before:
-        atomic.write_text(path, after)
-    return after != before

@@ -5,9 +5,11 @@
 
 What it writes under the output folder (default `outputs/`):
 
-    notebooks/<nb>.ipynb   the executed notebooks        reports/<nb>.html   the same as HTML
-    figures/*.png          every figure they show        output.png          the training curves (seed's name)
-    results.md             tables and provenance         runs/<name>/        the run notebook 02 trained
+    index.html             the landing page: a summary computed from the runs, every report, the figures
+    notebooks/<nb>.ipynb   the executed notebooks        reports/<nb>.html   each to read: findings, no code
+    reports/<nb>.code.html the same with its code        figures/*.png       every figure they show
+    results.md             the summary, tables and provenance
+    output.png             the training curves (seed's name)          runs/<name>/   the run notebook 02 trained
     experiments/*.md       the sections of notebooks 04 and 05 (also in results.md)
     runs/experiments/, runs/search-trials/               the runs of notebooks 04 and 05
 
@@ -18,8 +20,9 @@ output folder at a time (a lock file, `.report.lock`); a second is refused, or w
 are the exception: they are written straight into runs/, so that an interrupted report keeps
 every run it finished, and the next one reuses them.
 
-The notebooks' own settings live in notebook.py, their tables in tables.py. Papermill and
-nbconvert are imported only when a report runs.
+The notebooks' own settings live in notebook.py, their tables in tables.py, the HTML renderings in
+render.py, the landing page and its summary in landing.py. Papermill and nbconvert are imported
+only when a report runs.
 """
 from __future__ import annotations
 
@@ -32,13 +35,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import atomic, locks, runs
+from . import atomic, landing, locks, runs
 from . import data as D
 from . import experiments as E
 from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
 from .inference import resolve_device
 from .notebook import SMOKE_ENV, train_parameters, training_config
 from .paths import OUTPUT_PNG, project_dir
+from .render import INDEX, PathDisplay, rendering_names, write_renderings
 from .tables import comparison_frame, history_table, markdown_table, run_summary
 from .training import finished_run_matches
 
@@ -87,7 +91,8 @@ class ReportResult:
     out_dir: Path
     run_dir: Path
     notebooks: list[Path] = field(default_factory=list)
-    html: list[Path] = field(default_factory=list)
+    html: list[Path] = field(default_factory=list)  # both renderings of each notebook
+    index: Path | None = None
     figures: list[Path] = field(default_factory=list)
     results: Path | None = None
     seconds: float = 0.0
@@ -158,7 +163,7 @@ def _failure(name: str, exc: Exception, failed_copy: Path | None, out_dir: Path,
 
 
 def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, values: dict, kernel_name: str,
-             cell_timeout: float | None, exporter) -> None:
+             cell_timeout: float | None, display: PathDisplay) -> None:
     """Run one notebook into the staging folder and render it as HTML; every way that fails becomes one CifarError."""
     import papermill
 
@@ -178,14 +183,13 @@ def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, value
             os.replace(executed, failed_copy)
         raise _failure(name, exc, failed_copy, out_dir, cell_timeout) from None
     try:
-        body, _ = exporter.from_filename(str(executed))
+        write_renderings(executed, staging / "reports", display)
     except KeyboardInterrupt:
         raise ReportInterrupted(f"report interrupted (Ctrl-C) while rendering {name} as HTML; nothing in {out_dir} "
                                 f"was replaced") from None
     except Exception as exc:  # nbconvert's templates and filters fail in many ways
         raise NotebookFailed(f"notebook {name} ran, but could not be rendered as HTML ({type(exc).__name__}: "
                              f"{str(exc).strip()[:300]}); nothing in {out_dir} was replaced") from None
-    atomic.write_text(staging / "reports" / (Path(name).stem + ".html"), body)
 
 
 def _move_into_place(staging: Path, out_dir: Path, run_name: str) -> None:
@@ -198,7 +202,7 @@ def _move_into_place(staging: Path, out_dir: Path, run_name: str) -> None:
             for path in sorted((staging / sub).glob("*")):
                 (out_dir / sub).mkdir(parents=True, exist_ok=True)
                 os.replace(path, out_dir / sub / path.name)
-        for name in (OUTPUT_PNG, RESULTS):
+        for name in (OUTPUT_PNG, INDEX, RESULTS):
             if (staging / name).exists():
                 os.replace(staging / name, out_dir / name)
     except OSError as exc:
@@ -303,20 +307,24 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
                         "03_results_analysis.ipynb": {"RUNS": [str(staging / "runs" / run_name)] + [str(p) for p in compare]},
                         **{name: {"RUNS_DIR": str(runs_dir), "REUSE": reuse} for name in EXPERIMENT_NOTEBOOKS}}
+            display = PathDisplay(out_dir, staging, root)  # how the renderings show the paths passed here
             with _kernel_environment(smoke):
-                from nbconvert import HTMLExporter
-
-                exporter = HTMLExporter()
                 for i, name in enumerate(notebooks, 1):
                     values = {k: v for k, v in {**common, **params, **specific.get(name, {})}.items() if k in declared[name]}
                     shown = {k: v for k, v in values.items() if k in params}
                     log(f"[{i}/{len(notebooks)}] {name}" + (f" ({', '.join(f'{k}={v!r}' for k, v in shown.items())})" if shown else ""))
                     t0 = time.perf_counter()
-                    _execute(name, notebooks_dir, staging, out_dir, values, kernel_name, cell_timeout, exporter)
+                    _execute(name, notebooks_dir, staging, out_dir, values, kernel_name, cell_timeout, display)
                     log(f"      done in {time.perf_counter() - t0:.1f} s")
             seconds = time.perf_counter() - started
+            # The summary covers every run present (the experiments' too), not only those compared in notebook 03.
+            present = [staging / "runs" / run_name, *(p for p in runs.list_runs(runs_dir) if p.name != run_name),
+                       *runs.list_runs(runs_dir / E.EVALUATED_STORE)]
+            summary = landing.executive_summary(landing.configurations(present), smoke=smoke)
+            landing.write_index(staging, summary, NOTEBOOKS, [staging, out_dir])
             results_text = results_markdown(staging / "runs" / run_name, [staging / "runs" / run_name, *compare],
-                                            seconds=seconds, smoke=smoke, experiments=staging / EXPERIMENTS)
+                                            seconds=seconds, smoke=smoke, experiments=staging / EXPERIMENTS,
+                                            overview=summary, display=display)
             atomic.write_text(staging / RESULTS, results_text)
             with atomic.interrupts_deferred():  # a Ctrl-C now would leave half the old report, half the new
                 _move_into_place(staging, out_dir, run_name)
@@ -328,25 +336,29 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             shutil.rmtree(staging, ignore_errors=True)
     result = ReportResult(out_dir=out_dir, run_dir=out_dir / "runs" / run_name,
                           notebooks=[out_dir / "notebooks" / n for n in notebooks],
-                          html=[out_dir / "reports" / (Path(n).stem + ".html") for n in notebooks],
+                          html=[out_dir / "reports" / f for n in notebooks for f in rendering_names(Path(n).stem)],
                           figures=sorted((out_dir / "figures").glob("*.png")), results=out_dir / RESULTS,
+                          index=out_dir / INDEX,
                           seconds=time.perf_counter() - started)
-    log(f"report written to {out_dir} in {result.seconds:.1f} s: {RESULTS}, {OUTPUT_PNG}, notebooks/, reports/, "
+    log(f"report written to {out_dir} in {result.seconds:.1f} s: {INDEX}, {RESULTS}, {OUTPUT_PNG}, notebooks/, reports/, "
         f"figures/ and runs/{run_name}/")
     return result
 
 
 def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None = None, smoke: bool = False,
-                     experiments: Path | None = None) -> str:
-    """results.md: the trained run's seed-format table, its test result, the comparison, the
-    experiments' sections (`experiments/*.md`, in notebook order), provenance."""
+                     experiments: Path | None = None, overview: list[str] = (), display: PathDisplay | None = None) -> str:
+    """results.md: the executive summary (`overview`: landing.executive_summary, as on index.html), the trained run's
+    seed-format table, its test result, the comparison, the experiments' sections (`experiments/*.md`,
+    in notebook order), provenance; `display` shows the data root without its machine path."""
     summary = run_summary(run_dir)
     config = runs.read_json(run_dir / runs.CONFIG)
     metrics = runs.read_json(run_dir / runs.METRICS)
     prov = metrics.get("provenance") or config.get("provenance") or {}
     history = runs.read_history(run_dir / runs.HISTORY)
     lines = [f"# Results: {run_dir.name}", ""]
-    if smoke:
+    if overview:
+        lines += [" ".join(overview), ""]
+    elif smoke:
         lines += ["> Smoke run: a small subset for one epoch; the numbers only show that the pipeline works.", ""]
     lines += [f"Model `{config['model']}`, optimizer {config['optimizer']} at lr {config['lr']:g}, batch size "
               f"{config['batch_size']}, augmentation {config['augment']}, epochs {config['epochs']}, seed {config['seed']}.", "",
@@ -364,7 +376,7 @@ def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None =
              ("date (UTC)", prov.get("date")), ("seed", config.get("seed")),
              ("training wall time", f"{metrics.get('seconds', float('nan')):.1f} s"),
              ("report wall time", f"{seconds:.1f} s" if seconds is not None else None),
-             ("data", prov.get("data_root"))]
+             ("data", display.shown(prov["data_root"]) if display and prov.get("data_root") else prov.get("data_root"))]
     lines += [f"| {k} | {v} |" for k, v in items if v is not None]
     for section in sorted(Path(experiments).glob("*.md")) if experiments else []:
         lines += ["", section.read_text(encoding="utf-8").rstrip()]

@@ -1,5 +1,7 @@
 """The report command: bad input refused up front, failures reported and harmless, a smoke run end to end."""
-import copy
+import html
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,27 +13,98 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from cifar_utils import metrics as M
+from cifar_utils import landing
 from cifar_utils import notebook as NB
+from cifar_utils import render
 from cifar_utils import report as R
-from cifar_utils import tables
+from cifar_utils import runs, tables
 from cifar_utils.cli import main
 from cifar_utils.errors import CifarError, ConfigError, DatasetError
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+PROJECT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = PROJECT / "notebooks"
 
 
 # ----------------------------------------------------------------------------- the committed notebooks
 
 
+def _hook(hook_id: str) -> dict:
+    """A hook of .pre-commit-config.yaml: the tests run the tools exactly as the commit hook does."""
+    import yaml  # installed with pre-commit and jupytext (the dev extra)
+
+    config = yaml.safe_load((PROJECT / ".pre-commit-config.yaml").read_text())
+    return next(h for repo in config["repos"] for h in repo["hooks"] if h["id"] == hook_id)
+
+
+def _nbstripout_verify(*paths: Path) -> subprocess.CompletedProcess:
+    hook = _hook("nbstripout")
+    assert hook["entry"].split()[-1] == "--" and 'exec nbstripout "$@"' in hook["entry"]  # the arguments go to nbstripout
+    tool = Path(sys.executable).parent / "nbstripout"  # this environment's, as the hook finds it
+    return subprocess.run([str(tool), "--verify", *hook.get("args", []), *map(str, paths)],
+                          capture_output=True, text=True, cwd=PROJECT)
+
+
+@pytest.fixture(scope="module")
+def unstripped() -> str:
+    """nbstripout's list of the committed notebooks it would change (one run for all of them)."""
+    return _nbstripout_verify(*(NOTEBOOKS_DIR / n for n in R.NOTEBOOKS)).stdout
+
+
 @pytest.mark.parametrize("name", R.NOTEBOOKS)
-def test_notebooks_are_committed_clean_with_parameters_after_imports(name):
+def test_notebooks_are_committed_clean_with_parameters_after_imports(name, unstripped):
     nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
-    assert NB.strip_notebook(copy.deepcopy(nb)) == nb, f"strip it: python -c \"from cifar_utils.notebook import strip_outputs; strip_outputs('notebooks/{name}')\""
+    assert name not in unstripped, f"strip it: pre-commit run nbstripout --files notebooks/{name}\n{unstripped}"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert "import" in code[0].source and "parameters" in code[1].metadata.get("tags", [])
     declared = R.notebook_parameters(NOTEBOOKS_DIR / name)
     assert set(R.NOTEBOOK_REQUIRED) <= set(declared)
     assert not any(cell.outputs or cell.execution_count for cell in code), "executed copies belong in outputs/"
+
+
+def test_nbstripout_check_fails_on_outputs_and_spares_keep_output_cells(tmp_path):
+    """The check above can fail: an output left in a cell is caught, unless the cell is tagged keep_output."""
+    nb = nbformat.read(NOTEBOOKS_DIR / R.NOTEBOOKS[0], as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    code[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="left behind\n")]
+    nbformat.write(nb, tmp_path / "executed.ipynb")
+    assert _nbstripout_verify(tmp_path / "executed.ipynb").returncode != 0
+    code[-1].metadata["tags"] = ["keep_output"]
+    nbformat.write(nb, tmp_path / "kept.ipynb")
+    assert _nbstripout_verify(tmp_path / "kept.ipynb").returncode == 0
+
+
+@pytest.mark.parametrize("name", R.NOTEBOOKS)
+def test_cells_whose_output_nbval_checks_keep_it_when_stripped(name):
+    nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    untagged = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in c.source
+                and "keep_output" not in c.metadata.get("tags", [])]
+    assert not untagged, (f"cells {untagged} of {name} are checked by nbval (# NBVAL_CHECK_OUTPUT) but nbstripout "
+                          f"would strip their reference output: tag them keep_output")
+
+
+@pytest.mark.parametrize("name", R.NOTEBOOKS)
+def test_notebooks_and_their_jupytext_pairs_agree(name):
+    import jupytext
+
+    nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
+    pair = NOTEBOOKS_DIR / (Path(name).stem + ".py")
+    assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", \
+        f"pair it: jupytext --set-formats ipynb,py:percent notebooks/{name}"
+    assert pair.is_file(), f"create its pair: jupytext --sync notebooks/{name}"
+    text = jupytext.read(pair)
+    cells = lambda n: [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in n.cells]  # noqa: E731
+    assert cells(text) == cells(nb), f"sync them: jupytext --sync notebooks/{name} (or pre-commit run --all-files)"
+
+
+def test_pytest_collects_the_notebooks_not_their_text_pairs():
+    """Even told to collect every .py file, pytest must not import the pairs (that would run a notebook's code)."""
+    env = {k: v for k, v in os.environ.items() if k != "CIFAR10_ROOT"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "-o", "python_files=*.py", "notebooks/"], capture_output=True, text=True, cwd=PROJECT, env=env)
+    items = [line for line in done.stdout.splitlines() if "::" in line]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert items and all(line.split("::")[0].endswith(".ipynb") for line in items), items
+    assert {line.split("::")[0] for line in items} == {f"notebooks/{n}" for n in R.NOTEBOOKS}
 
 
 def test_training_notebook_declares_every_training_knob():
@@ -206,8 +279,9 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
     assert printed[0] == "[1/5] 01_data_exploration.ipynb" and "(EPOCHS=2)" in printed[2]
 
     stems = [Path(n).stem for n in R.NOTEBOOKS]
-    expected = [out / "results.md", out / "output.png"]
+    expected = [out / "results.md", out / "output.png", out / "index.html"]
     expected += [out / "notebooks" / f"{s}.ipynb" for s in stems] + [out / "reports" / f"{s}.html" for s in stems]
+    expected += [out / "reports" / f"{s}.code.html" for s in stems]
     expected += [out / "figures" / f"{f}.png" for f in ("01_class_balance", "02_training_curves", "03_confusion_matrix",
                                                         *(Path(n).stem for n in R.EXPERIMENT_NOTEBOOKS))]
     expected += [out / "experiments" / f"{Path(n).stem}.md" for n in R.EXPERIMENT_NOTEBOOKS]
@@ -217,8 +291,19 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
     assert not list(out.glob(".report-staging-*"))
     assert len(runs_history := (out / "runs" / run_name / "history.csv").read_text().splitlines()) == 3, runs_history
     assert "<img" in (out / "reports" / "01_data_exploration.html").read_text()
+    for stem in stems:  # the staging folder, the output folder and the data root are all shown relative
+        plain, coded = ((out / "reports" / f).read_text() for f in render.rendering_names(stem))
+        assert str(tmp_path) not in plain and str(synthetic_root) not in plain and "report-staging" not in plain + coded
+        assert "jp-InputArea-editor" not in plain.split("<main>")[1] and "jp-InputArea-editor" in coded.split("<main>")[1]
+    index = (out / "index.html").read_text()
+    assert all(f'href="reports/{f}"' in index for s in stems for f in render.rendering_names(s))
+    assert 'src="figures/03_confusion_matrix.png"' in index and str(tmp_path) not in index
 
     results = (out / "results.md").read_text()
+    summary = landing.executive_summary(landing.configurations([out / "runs" / run_name, out / "runs" / "earlier-run"]),
+                                        smoke=True)
+    assert results.startswith(f"# Results: {run_name}\n\n{' '.join(summary)}\n") and "Best model: " in results
+    assert all(f"<p>{line}</p>" in index for line in summary if "'" not in line)
     assert "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |" in results
     assert "| Run | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
     assert "on 1000 test images" in results and "git commit" in results and "report wall time" in results
@@ -249,6 +334,141 @@ def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root)
     assert not (out / "notebooks" / "04_augmentation_ablation.ipynb").exists()
     assert "| Epoch | Train Loss |" in (out / "results.md").read_text()
     assert "Augmentation ablation" not in (out / "results.md").read_text()
+
+
+# ----------------------------------------------------------------------------- the renderings and the landing page
+
+_PATHS = ("import sys\nfrom pathlib import Path\nprint('figures go to', Path(OUTPUT_DIR) / 'figures', 'and the data is in', DATA_ROOT)\n"
+          "print('a progress bar in', sys.prefix, file=sys.stderr)")
+
+
+def executed_stand_in(folder: Path, staging: Path, data_root: Path, name: str = "01_data_exploration.ipynb",
+                      *cells: str) -> Path:
+    """A stand-in notebook run by papermill as the report runs it: absolute paths in, outputs to a staging folder."""
+    import papermill
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _fake_notebook(folder / name, *(cells or (_PATHS, _FIGURE.format(name=Path(name).stem.split("_")[0] + "_figure"))))
+    nb = nbformat.read(folder / name, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Stand-in {name}\n\nWhat it found, [above](#Stand-in-{name})."))
+    nbformat.write(nb, folder / name)
+    executed = staging / "notebooks" / name
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    with R._kernel_environment(smoke=True):
+        papermill.execute_notebook(str(folder / name), str(executed), kernel_name="python3", progress_bar=False,
+                                   parameters={"SMOKE": True, "DATA_ROOT": str(data_root), "OUTPUT_DIR": str(staging),
+                                               "VERIFY_DATA": False})
+    return executed
+
+
+def _visible_text(page: str) -> str:
+    body = page.split("<main>", 1)[1]
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<style.*?</style>", "", body, flags=re.S)))
+
+
+@pytest.mark.slow
+def test_renderings_name_no_machine_path_and_the_reading_one_shows_no_code(tmp_path, synthetic_root, monkeypatch):
+    monkeypatch.delenv("CIFAR10_ROOT", raising=False)  # the data root is then shown by its folder's name
+    out = tmp_path / "out"
+    staging = out / ".report-staging-pid1-abc"
+    executed = executed_stand_in(tmp_path / "nbs", staging, synthetic_root)
+    assert str(staging) in executed.read_text()  # papermill wrote the machine paths into the executed notebook
+    plain, coded = render.write_renderings(executed, out / "reports", render.PathDisplay(out, staging, synthetic_root))
+    assert (plain.name, coded.name) == ("01_data_exploration.html", "01_data_exploration.code.html")
+    for page in (plain.read_text(), coded.read_text()):
+        for machine in (str(tmp_path), str(synthetic_root), str(PROJECT), "report-staging", "/tmp/"):
+            assert machine not in page
+        assert "<script src=" not in page  # nothing fetched from the network: the page reads offline
+    text, code_text = _visible_text(plain.read_text()), _visible_text(coded.read_text())
+    assert f"figures go to out/figures and the data is in {synthetic_root.name}" in text
+    assert f"OUTPUT_DIR = 'out'" in text and f"DATA_ROOT = '{synthetic_root.name}'" in text
+    assert "VERIFY_DATA" not in text  # how the report ran, not what a reader needs
+    assert text.index("Stand-in 01_data_exploration.ipynb") < text.index("figures go to")
+    assert "print(" not in text and "import os" not in text and "jp-InputArea-editor" not in plain.read_text().split("<main>")[1]
+    assert "print(" in code_text and "import os" in code_text
+    assert "a progress bar in" not in text and "a progress bar in <python>" in code_text  # stderr: with the code only
+    assert "# Parameters set by the report" in code_text and "OUTPUT_DIR = 'out'" in code_text
+    assert 'href="01_data_exploration.code.html"' in plain.read_text()
+    assert 'href="01_data_exploration.html"' in coded.read_text() and 'href="../index.html"' in coded.read_text()
+
+
+def test_path_display_relative_to_the_project_then_the_data_variable_then_the_output_folder(tmp_path, monkeypatch):
+    data = tmp_path / "datasets" / "cifar10"
+    monkeypatch.setenv("CIFAR10_ROOT", str(data))
+    inside = render.PathDisplay(PROJECT / "outputs", PROJECT / "outputs" / ".report-staging-pid9-x", data)
+    assert inside.shown(PROJECT / "outputs" / ".report-staging-pid9-x" / "runs" / "a") == "outputs/runs/a"
+    assert inside.shown(PROJECT / "data") == "data" and inside.shown(data) == "$CIFAR10_ROOT"
+    assert inside.shown("relative/name") == "relative/name" and inside.shown("/somewhere/else/run") == ".../run"
+    outside = render.PathDisplay(tmp_path / "report", None, tmp_path / "other")
+    assert outside.shown(tmp_path / "report" / "runs" / "b") == "report/runs/b"
+    assert outside.value({"RUNS": [str(tmp_path / "report" / "runs" / "b"), "c"]}) == {"RUNS": ["report/runs/b", "c"]}
+    assert inside.text(f"in {PROJECT}/outputs/.report-staging-pid9-x/runs/a, from {data}/x; {PROJECT}") == \
+        "in outputs/runs/a, from $CIFAR10_ROOT/x; ."
+    assert inside.text(f"{PROJECT}-old/file") == f"{PROJECT}-old/file"  # a sibling folder is not the project
+
+
+def _record(folder: Path, accuracy: float, recipe: str = "seed", seed: int = 0, train_images: int = 45000,
+            test_images: int = 10000, **knobs) -> Path:
+    """A finished run's record as training writes it (config.json and metrics.json), with a given test accuracy."""
+    from cifar_utils.config import recipe_config
+
+    folder.mkdir(parents=True)
+    runs.write_json(folder / runs.CONFIG, recipe_config(recipe, seed=seed, **knobs).to_dict())
+    runs.write_json(folder / runs.METRICS, {"test_accuracy": accuracy, "test_images": test_images,
+                                            "train_images": train_images, "seconds": 1.0})
+    return folder
+
+
+def test_executive_summary_computes_every_number_from_the_runs(tmp_path):
+    from cifar_utils import stats
+
+    folders = [_record(tmp_path / "seed-seed_cnn-seed0", 0.7921), _record(tmp_path / "fast", 0.9403, "fast", train_images=50000)]
+    subset = {"train_subset": 10000, "train_images": 8000}
+    base = [0.66, 0.67, 0.685]
+    flip = [0.70, 0.715, 0.72]
+    folders += [_record(tmp_path / "ex" / f"none{s}", a, seed=s, **subset) for s, a in enumerate(base, 1)]
+    folders += [_record(tmp_path / "ex" / f"flip{s}", a, seed=s, augment="flip", **subset) for s, a in enumerate(flip, 1)]
+    folders += [tmp_path / "not-a-run"]
+    groups = landing.configurations(folders)
+    assert sorted(g.n for g in groups) == [1, 1, 3, 3]
+    lines = landing.executive_summary(groups)
+    assert lines[0] == ("Best model: the fast recipe (fast, 8 epochs on 50,000 training images), 94.03% test accuracy "
+                        "(one seed, so no interval) on 10,000 test images.")
+    assert lines[1] == ("The seed baseline, the seed recipe (seed_cnn, 10 epochs on 45,000 training images), reaches "
+                        "79.21% test accuracy (one seed, so no interval) on 10,000 test images; the best model is "
+                        "+14.82 points (one seed on a side, so no interval) above it.")
+    c = stats.welch_test(flip, base)
+    assert c.significant()
+    assert lines[2] == (f"The experiments compared 1 configuration with the seed recipe on the same 8,000 training images "
+                        f"(3 seeds each): 1 of them differs from it by more than the seed-to-seed spread (Welch's t-test, "
+                        f"p < 0.05). The largest difference is the seed recipe, "
+                        f"augment flip (seed_cnn, 10 epochs on 8,000 training images): {100 * c.difference:+.2f} points "
+                        f"(95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]).")
+    # Several seeds of the best model: its mean and t interval, and a smoke run says so first.
+    best = [_record(tmp_path / f"fast{s}", a, "fast", seed=s, train_images=50000) for s, a in ((1, 0.94), (2, 0.942))]
+    s = stats.summarize([0.9403, 0.94, 0.942])
+    lines = landing.executive_summary(landing.configurations(folders + best), smoke=True)
+    assert lines[0].startswith("Smoke run:")
+    assert (f"{100 * s.mean:.2f}% mean test accuracy over 3 seeds (95% t interval [{100 * s.ci_low:.2f}, "
+            f"{100 * s.ci_high:.2f}]%) on 10,000 test images.") in lines[1]
+    assert landing.executive_summary([]) == ["No run with a test result was found; run the report (`make report`) to "
+                                             "train and evaluate one."]
+
+
+def test_landing_page_links_both_renderings_and_each_notebooks_figures(tmp_path):
+    for name in ("reports/01_data_exploration.html", "reports/01_data_exploration.code.html",
+                 "figures/01_class_balance.png", "figures/landing_page.png", "figures/07_unknown.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    nb = new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 · Data exploration\n\nText.")])
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, tmp_path / "notebooks" / "01_data_exploration.ipynb")
+    page = landing.write_index(tmp_path, ["First sentence with <b>.", "Second."], R.NOTEBOOKS).read_text()
+    assert "<p>First sentence with &lt;b&gt;.</p><p>Second.</p>" in page
+    assert '<td>01 · Data exploration</td><td><a href="reports/01_data_exploration.html">report</a></td>' in page
+    assert 'href="reports/01_data_exploration.code.html"' in page and 'src="figures/01_class_balance.png"' in page
+    assert "landing_page.png" not in page and "07_unknown" not in page  # only the notebooks' own figures
+    assert "02_training" not in page  # a notebook without a report is not listed
 
 
 # ----------------------------------------------------------------------------- every way a report can fail
@@ -329,18 +549,18 @@ def test_an_html_export_failing_after_every_notebook_ran_replaces_nothing(tmp_pa
 
     before = _snapshot(previous_report)
     rendered = []
-    real = HTMLExporter.from_filename
+    real = HTMLExporter.from_notebook_node
 
-    def export(self, filename, *args, **kwargs):
-        rendered.append(Path(filename).name)
-        if len(rendered) == len(R.NOTEBOOKS[:3]):  # the last notebook: every one has run by now
+    def export(self, nb, resources=None, **kwargs):
+        rendered.append(resources["metadata"]["name"] + ".ipynb")
+        if len(set(rendered)) == len(R.NOTEBOOKS[:3]):  # the last notebook: every one has run by now
             raise ValueError("template 'lab' not found")
-        return real(self, filename, *args, **kwargs)
+        return real(self, nb, resources, **kwargs)
 
-    monkeypatch.setattr(HTMLExporter, "from_filename", export)
+    monkeypatch.setattr(HTMLExporter, "from_notebook_node", export)
     with pytest.raises(R.NotebookFailed) as exc:
         _report(previous_report, _three_notebooks(tmp_path / "nbs"), synthetic_root)
-    assert rendered == list(R.NOTEBOOKS[:3])
+    assert list(dict.fromkeys(rendered)) == list(R.NOTEBOOKS[:3])
     assert str(exc.value) == (f"notebook 03_results_analysis.ipynb ran, but could not be rendered as HTML (ValueError: "
                               f"template 'lab' not found); nothing in {previous_report} was replaced")
     assert _snapshot(previous_report) == before and not list(previous_report.glob(".report-staging-*"))

@@ -1,0 +1,220 @@
+"""The landing page (outputs/index.html) and the executive summary that opens it and results.md.
+
+Every number comes from the run folders: metrics.json, or notebook 03's analysis.json for a run
+trained without a test pass. Runs that differ only in their seed (and in how they ran: device,
+precision, memory layout, evaluation batch) are one configuration, summarised over its seeds
+with a t interval when there are at least two. Nothing here trains or evaluates.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import atomic, runs, stats
+from .config import RECIPES, TrainConfig
+from .render import INDEX, notebook_title, rendering_names
+
+# Fields that say how a run was executed, not what was trained.
+HOW_IT_RAN = ("seed", "device", "precision", "channels_last", "eval_batch_size", "provenance")
+# Fields that size a recipe rather than change it: "the seed recipe on 10,000 images" is still the seed recipe.
+SIZE = ("epochs", "train_subset", "val_size")
+SEED_RECIPE = "seed"
+
+
+@dataclass
+class Configuration:
+    """Runs of one configuration: their test accuracies (fractions) and what they were trained on."""
+
+    config: dict
+    train_images: int | None
+    test_images: int
+    folders: list[Path] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.accuracies)
+
+    @property
+    def summary(self) -> stats.Summary:
+        return stats.summarize(self.accuracies)
+
+    @property
+    def recipe(self) -> tuple[str | None, dict]:
+        """The named recipe this is closest to and the knobs (beyond size) where it differs."""
+        best = None
+        for name, values in RECIPES.items():
+            reference = TrainConfig.from_dict(values).to_dict()
+            differs = {k: v for k, v in self.config.items()
+                       if k not in HOW_IT_RAN + SIZE and k in reference and reference[k] != v}
+            if best is None or len(differs) < len(best[1]):
+                best = (name, differs)
+        return best if best and len(best[1]) <= 2 else (None, {})
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        images = f"{self.train_images:,} training images" if self.train_images else "the training images"
+        size = f"{c.get('epochs')} epochs on {images}"
+        name, differs = self.recipe
+        if name is None:
+            return (f"{c.get('model')} with {c.get('optimizer')} at lr {c.get('lr'):g}, {c.get('augment')} augmentation, "
+                    f"{size}")
+        changed = "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in differs.items())
+        return f"the {name} recipe{changed} ({c.get('model')}, {size})"
+
+
+def _test_result(folder: Path, metrics: dict) -> tuple[float | None, int | None]:
+    if metrics.get("test_accuracy") is not None:
+        return metrics["test_accuracy"], metrics.get("test_images") or 10000
+    analysis = folder / runs.ANALYSIS
+    if analysis.is_file():
+        found = runs.read_json(analysis)
+        return found.get("test_accuracy"), found.get("test_images")
+    return None, None
+
+
+def configurations(folders) -> list[Configuration]:
+    """The runs in `folders` with a test result, grouped by configuration (seeds apart), in first-seen order."""
+    groups: dict[str, Configuration] = {}
+    for folder in map(Path, folders):
+        if not (folder / runs.CONFIG).is_file() or not (folder / runs.METRICS).is_file():
+            continue
+        config, metrics = runs.read_json(folder / runs.CONFIG), runs.read_json(folder / runs.METRICS)
+        accuracy, test_images = _test_result(folder, metrics)
+        if accuracy is None or (isinstance(accuracy, float) and math.isnan(accuracy)):
+            continue
+        what = {k: v for k, v in config.items() if k not in HOW_IT_RAN}
+        key = json.dumps([what, metrics.get("train_images"), test_images], sort_keys=True, default=str)
+        group = groups.setdefault(key, Configuration(what, metrics.get("train_images"), test_images))
+        group.folders.append(folder)
+        group.accuracies.append(float(accuracy))
+    return list(groups.values())
+
+
+def _accuracy(group: Configuration) -> str:
+    s = group.summary
+    if group.n < 2:
+        return f"{100 * s.mean:.2f}% test accuracy (one seed, so no interval)"
+    return (f"{100 * s.mean:.2f}% mean test accuracy over {s.n} seeds (95% t interval "
+            f"[{100 * s.ci_low:.2f}, {100 * s.ci_high:.2f}]%)")
+
+
+def _difference(a: Configuration, b: Configuration) -> str:
+    if a.n >= 2 and b.n >= 2:
+        c = stats.welch_test(a.accuracies, b.accuracies)
+        if not math.isnan(c.p_value):
+            return f"{100 * c.difference:+.2f} points (95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}])"
+    return f"{100 * (a.summary.mean - b.summary.mean):+.2f} points (one seed on a side, so no interval)"
+
+
+def seed_baseline(groups: list[Configuration]) -> Configuration | None:
+    """The seed recipe unchanged, on the most training images, then with the most seeds."""
+    found = [g for g in groups if g.recipe == (SEED_RECIPE, {})]
+    return max(found, key=lambda g: (g.train_images or 0, g.n), default=None)
+
+
+def _experiments_sentence(groups: list[Configuration]) -> str | None:
+    """Multi-seed configurations against the multi-seed seed recipe trained on the same images."""
+    references = [g for g in groups if g.recipe == (SEED_RECIPE, {}) and g.n >= 2]
+    compared = [(g, ref, stats.welch_test(g.accuracies, ref.accuracies)) for ref in references for g in groups
+                if g is not ref and g.n >= 2 and g.train_images == ref.train_images and g.test_images == ref.test_images]
+    if not compared:
+        return None
+    resolved = [c for c in compared if c[2].significant()]
+    largest = max(compared, key=lambda c: abs(c[2].difference))
+    g, ref, c = largest
+    counts = sorted({x[0].n for x in compared} | {x[1].n for x in compared})
+    correction = f" each, not corrected for the {len(compared)} comparisons" if len(compared) > 1 else ""
+    return (f"The experiments compared {len(compared)} configuration{'s' if len(compared) > 1 else ''} with the seed recipe "
+            f"on the same {ref.train_images:,} training images ({'/'.join(map(str, counts))} seeds each): "
+            f"{len(resolved) or 'none'} of them differ{'s' if len(resolved) == 1 else ''} from it by more than the "
+            f"seed-to-seed spread (Welch's t-test, p < 0.05{correction}). "
+            f"The largest difference is {g.label}: {_difference(g, ref)}.")
+
+
+def executive_summary(groups: list[Configuration], smoke: bool = False) -> list[str]:
+    """A few sentences, every number computed from `groups`: the best model, the seed baseline, the experiments."""
+    lines = ["Smoke run: a small subset for one epoch; the numbers only show that the pipeline works."] if smoke else []
+    if not groups:
+        return lines + ["No run with a test result was found; run the report (`make report`) to train and evaluate one."]
+    most = max(g.test_images for g in groups)
+    best = max((g for g in groups if g.test_images == most), key=lambda g: g.summary.mean)
+    lines.append(f"Best model: {best.label}, {_accuracy(best)} on {most:,} test images.")
+    baseline = seed_baseline(groups)
+    if baseline is None:
+        lines.append("No run of the unchanged seed recipe was found to compare with.")
+    elif baseline is best:
+        lines.append("It is the seed baseline itself: nothing here beats the seed recipe.")
+    else:
+        lines.append(f"The seed baseline, {baseline.label}, reaches {_accuracy(baseline)} on {baseline.test_images:,} "
+                     f"test images" + (f"; the best model is {_difference(best, baseline)} above it."
+                                       if baseline.test_images == best.test_images else "."))
+    if (sentence := _experiments_sentence(groups)) is not None:
+        lines.append(sentence)
+    return lines
+
+
+# ----------------------------------------------------------------------------- the page
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.5; }
+.summary { background: #f4f7fb; border-left: 4px solid #3b6ea5; padding: 0.5rem 1rem; }
+table { border-collapse: collapse; } td, th { padding: 0.3rem 0.8rem; border-bottom: 1px solid #ddd; text-align: left; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: 1rem; }
+figure { margin: 0; } figure img { width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.9rem; color: #555; }
+"""
+
+
+def _first(folders, relative: str) -> Path | None:
+    return next((Path(f) / relative for f in folders if (Path(f) / relative).is_file()), None)
+
+
+def _figure_caption(name: str) -> str:
+    return Path(name).stem.split("_", 1)[-1].replace("_", " ")
+
+
+def index_html(summary: list[str], notebooks, folders) -> str:
+    """The landing page: the summary, a table of the reports (both renderings) and each notebook's figures.
+
+    `folders` are searched in order for reports/, notebooks/ and figures/ (the report passes its staging
+    folder and then the output folder, so the page describes the folder as it will be once moved into place).
+    """
+    esc = html.escape
+    rows, sections = [], []
+    figures = sorted({p.name for f in folders for p in (Path(f) / "figures").glob("*.png")})
+    for name in notebooks:
+        stem = Path(name).stem
+        plain, coded = rendering_names(stem)
+        if _first(folders, f"reports/{plain}") is None:
+            continue
+        executed = _first(folders, f"notebooks/{stem}.ipynb")
+        title = notebook_title(nbformat.read(executed, as_version=4), stem) if executed else stem
+        rows.append(f'<tr><td>{esc(title)}</td><td><a href="reports/{esc(plain)}">report</a></td>'
+                    f'<td><a href="reports/{esc(coded)}">with code</a></td></tr>')
+        own = [f for f in figures if f.startswith(stem.split("_")[0] + "_")]
+        if own:
+            tiles = "".join(f'<figure><a href="figures/{esc(f)}"><img src="figures/{esc(f)}" alt="{esc(_figure_caption(f))}">'
+                            f'</a><figcaption>{esc(_figure_caption(f))}</figcaption></figure>' for f in own)
+            sections.append(f'<h3><a href="reports/{esc(plain)}">{esc(title)}</a></h3><div class="figures">{tiles}</div>')
+    paragraphs = "".join(f"<p>{esc(line)}</p>" for line in summary)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>CIFAR-10 results</title>\n'
+            f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>CIFAR-10 results</h1>\n"
+            f'<section class="summary">{paragraphs}</section>\n'
+            f"<h2>Reports</h2>\n<p>Each notebook as a report to read, and the same with its code.</p>\n"
+            f"<table><tr><th>Notebook</th><th>Report</th><th>Code</th></tr>{''.join(rows)}</table>\n"
+            f"<h2>Figures</h2>\n{''.join(sections) or '<p>No figures yet.</p>'}\n</body>\n</html>\n")
+
+
+def write_index(target_dir, summary: list[str], notebooks, folders=None) -> Path:
+    """Write `target_dir`/index.html (see index_html); `folders` default to `target_dir` alone."""
+    target = Path(target_dir) / INDEX
+    atomic.write_text(target, index_html(summary, notebooks, folders or [target_dir]))
+    return target

@@ -1,0 +1,137 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Training
+#
+# Train one model and save the run under `outputs/runs/<name>/` (config, per-epoch history,
+# checkpoint, metrics, curves). The default is the seed project's recipe: the baseline CNN, Adam at
+# 1e-3, batch size 128, 10 epochs, no augmentation, 45,000 training and 5,000 validation images.
+#
+# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
+# executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
+# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
+#
+# Every training knob is a parameter; `None` keeps the recipe's value.
+
+# %%
+# %matplotlib inline
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import display
+
+from cifar_utils import notebook as NB
+from cifar_utils import paths, runs
+from cifar_utils import tables as T
+from cifar_utils.atomic import save_figure
+from cifar_utils.data import load_cifar10
+from cifar_utils.plots import plot_curves
+from cifar_utils.training import fit_or_reuse
+
+# %% tags=["parameters"]
+SMOKE = NB.smoke_default()  # one epoch on 1000 images, no test pass (on when $CIFAR_SMOKE is 1, or $CI is set)
+RECIPE = "seed"  # starting configuration: "seed" or "fast" (cifar_utils.config.RECIPES)
+# Every training knob (cifar_utils.config.TrainConfig); None keeps the recipe's value.
+MODEL = None  # network architecture
+MODEL_KWARGS = None  # the network's own options as JSON, e.g. '{"widths": [32, 64, 64]}'
+OPTIMIZER = None  # optimizer
+LR = None  # learning rate
+MOMENTUM = None  # SGD momentum
+NESTEROV = None  # Nesterov momentum (SGD)
+WEIGHT_DECAY = None  # weight decay
+EPOCHS = None  # epochs
+BATCH_SIZE = None  # training batch size
+LABEL_SMOOTHING = None  # label smoothing of the cross-entropy, in [0, 1)
+AUGMENT = None  # training augmentation
+SCHEDULE = None  # learning-rate schedule
+WARMUP_EPOCHS = None  # linear warm-up, in epochs
+SEED = None  # seed of the initialisation, data order and augmentation
+VAL_SIZE = None  # validation images held out of the 50,000 (0: train on all)
+TRAIN_SUBSET = None  # train on only this many images (smoke runs)
+DEVICE = None  # where to train: auto is CUDA when present
+PRECISION = None  # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (a run records the one it used)
+CHANNELS_LAST = None  # channels-last memory layout
+EVAL_BATCH_SIZE = None  # batch size of evaluation
+WARMUP_FRACTION = None  # warm-up as a share of all steps (instead of warmup_epochs)
+BN_BIAS_LR_SCALE = None  # lr multiplier for 1-D parameters (BatchNorm and whitening biases)
+LR_PER_1024 = None  # lr is per 1024 images: scales with batch_size/1024, as does the per-step decay
+HEAD_LR_SCALE = None  # lr multiplier for the linear head (muon: per image of the batch)
+MUON_MOMENTUM = None  # Nesterov momentum of Muon's filter updates
+WHITEN_BIAS_EPOCHS = None  # train the whitening bias only this many first epochs, its lr decaying to zero (muon; 0: like the other biases)
+AVERAGING = None  # weight averaging
+AVERAGING_DECAY = None  # decay of the weight average, in [0, 1)
+AVERAGING_EVERY = None  # update the weight average every this many steps
+TTA = None  # test-time augmentation of the final evaluation
+TTA_SHARE = None  # share of the images, least confident first, that get the test-time augmentation
+DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
+VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
+RUN_NAME = None  # None: <recipe>-<model>-seed<seed>, with "-smoke" in smoke mode
+OUTPUT_DIR = None  # figures and output.png go here (None: $CIFAR_OUTPUTS, else <project>/outputs)
+RUNS_DIR = None  # the run is saved in RUNS_DIR/RUN_NAME/ (None: OUTPUT_DIR/runs)
+REUSE = True  # load the run instead of training when RUN_NAME already holds it finished with this configuration
+RESUME = False  # continue an interrupted run in RUN_NAME from its last finished epoch
+
+# %%
+config = NB.training_config(RECIPE, SMOKE, **NB.train_overrides(globals()))
+out = paths.outputs_dir(OUTPUT_DIR)
+run_name = RUN_NAME or runs.default_run_name(RECIPE, config, SMOKE)
+run_dir = (Path(RUNS_DIR) if RUNS_DIR else out / "runs") / run_name
+pd.Series(config.to_dict(), name=run_name).to_frame()
+
+# %% [markdown]
+# ## Train
+#
+# A progress bar per epoch shows the running loss and accuracy; one line per finished epoch gives
+# the validation result. The checkpoint is rewritten after every epoch, so an interrupted run can
+# be continued with `python -m cifar_utils train --resume <run folder>`, or here with `RESUME = True`.
+# Re-running this notebook reuses a finished run of the same name and configuration (`REUSE`) and
+# replaces one of another configuration.
+
+# %%
+data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
+result = fit_or_reuse(config, dataset=data, run_dir=run_dir, reuse=REUSE, resume=RESUME, progress=True,
+                      evaluate_test=not SMOKE)
+
+# %% [markdown]
+# ## Per-epoch results
+#
+# In the seed project's format: losses to four decimals, accuracies in percent.
+
+# %%
+T.history_frame(result.history)
+
+# %%
+fig = plot_curves(result.history, title=f"{run_name}: {config.model}, {config.optimizer} lr {config.lr:g}")
+save_figure(fig, out / "figures" / "02_training_curves.png")
+save_figure(fig, out / paths.OUTPUT_PNG);  # the seed's file name for this plot
+
+# %% [markdown]
+# ## Summary
+#
+# The test set is used once, after training, never for choosing anything (smoke runs skip it;
+# notebook 03 evaluates them on part of it).
+
+# %%
+m = result.metrics
+pd.Series({"run": run_name, "validation accuracy": f"{100 * m['val_accuracy']:.2f}%",
+           "test accuracy": "not evaluated (smoke)" if m["test_accuracy"] is None else f"{100 * m['test_accuracy']:.2f}%",
+           "test loss": "n/a" if m["test_loss"] is None else f"{m['test_loss']:.4f}",
+           "training images": m["train_images"], "wall time": f"{m['seconds']:.1f} s",
+           "images per second": f"{m['images_per_second']:.0f}",
+           "device": m["provenance"]["device_name"], "git commit": m["provenance"]["git_commit"]}, name="value").to_frame()

@@ -1,0 +1,152 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Results analysis
+#
+# Loads trained runs and looks at them closely: the per-epoch table and curves of each, then for
+# the first run its test accuracy and loss, the confusion matrix, precision / recall / F1 per class,
+# the classes it mixes up most, its most confident mistakes and how well its confidence is
+# calibrated; last, a comparison of all the runs.
+#
+# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
+# executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
+# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
+
+# %%
+# %matplotlib inline
+import warnings
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from cifar_utils import metrics as M
+from cifar_utils import notebook as NB
+from cifar_utils import paths, plots, runs
+from cifar_utils import tables as T
+from cifar_utils.atomic import save_figure
+from cifar_utils.data import load_cifar10
+from cifar_utils.inference import predict_logits, resolve_device, resolve_precision
+
+# %% tags=["parameters"]
+SMOKE = NB.smoke_default()  # evaluate on the first 1000 test images only (on when $CIFAR_SMOKE is 1, or $CI is set)
+RUNS = None  # run names (in RUNS_DIR) or folders; the first is analysed in detail, all are compared. None: every run in RUNS_DIR, newest first
+DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
+VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
+OUTPUT_DIR = None  # figures go to OUTPUT_DIR/figures/ (None: $CIFAR_OUTPUTS, else <project>/outputs)
+RUNS_DIR = None  # where run names are looked up (None: OUTPUT_DIR/runs)
+TEST_IMAGES = None  # evaluate on the first N test images (None: all 10,000; 1000 in smoke mode)
+DEVICE = "auto"  # "auto", "cpu" or "cuda"
+GALLERY_SIZE = 24  # misclassified images shown
+CALIBRATION_BINS = 15  # equal-width confidence bins of the reliability diagram
+
+# %%
+out = paths.outputs_dir(OUTPUT_DIR)
+figures = out / "figures"
+run_dirs = runs.select_runs(RUNS, RUNS_DIR or out / "runs")
+print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}")
+
+# %% [markdown]
+# ## Training history of each run
+#
+# The per-epoch table in the seed project's format, and the training-vs-validation curves.
+
+# %%
+for run_dir in run_dirs:
+    history = runs.read_history(run_dir / runs.HISTORY)
+    display(Markdown(f"### {run_dir.name}"), T.history_frame(history))
+    fig = plots.plot_curves(history, title=run_dir.name)
+    save_figure(fig, figures / f"03_curves_{run_dir.name}.png")
+    display(fig)
+    plt.close(fig)
+
+# %% [markdown]
+# ## Test set: the first run in detail
+
+# %%
+device = resolve_device(DEVICE)
+run = runs.load_run(run_dirs[0], device)
+data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
+classes = data.classes
+n_test = TEST_IMAGES or (NB.SMOKE_TEST_IMAGES if SMOKE else len(data.test_images))
+images, labels = data.test_images[:n_test], data.test_labels[:n_test]
+# As the run's own final evaluation: its precision and test-time augmentation.
+logits = predict_logits(run.model, images, batch_size=run.config.eval_batch_size, device=device,
+                        precision=resolve_precision(run.config.precision, device), tta=run.config.tta)
+probs = logits.softmax(1)
+confidence, preds = probs.max(1)
+summary = M.analysis_summary(logits, labels, classes, CALIBRATION_BINS)
+runs.write_analysis(run.run_dir, summary)  # the comparison below and results.md read it
+pd.Series({"run": run.run_dir.name, "test images": summary["test_images"],
+           "test accuracy": f"{100 * summary['test_accuracy']:.2f}%", "test loss": f"{summary['test_loss']:.4f}",
+           "expected calibration error": f"{100 * summary['ece']:.2f}%"}, name="value").to_frame()
+
+# %% [markdown]
+# ### Confusion matrix
+#
+# Rows are the true classes, columns the predictions; each row is shown as shares of its class.
+
+# %%
+confusion = M.confusion_matrix(labels, preds, len(classes))
+fig = plots.plot_confusion(confusion, classes, title=f"Confusion matrix: {run.run_dir.name}")
+save_figure(fig, figures / "03_confusion_matrix.png");
+
+# %% [markdown]
+# ### Precision, recall and F1 per class
+#
+# Precision: of the images predicted as a class, the share that are. Recall: of the images of a
+# class, the share found. F1: their harmonic mean.
+
+# %%
+T.per_class_table(M.per_class_report(confusion), classes)
+
+# %% [markdown]
+# ### The most confused class pairs
+
+# %%
+T.confused_pairs_table(M.most_confused(confusion, k=10), classes)
+
+# %% [markdown]
+# ### Misclassified test images
+#
+# The mistakes made with the highest confidence, titled *true → predicted (confidence)*.
+
+# %%
+wrong = M.top_mistakes(logits, labels, GALLERY_SIZE)
+fig = plots.plot_misclassified(images[wrong], labels[wrong], preds[wrong], confidence[wrong], classes)
+save_figure(fig, figures / "03_misclassified.png");
+
+# %% [markdown]
+# ### Calibration
+#
+# Does a prediction made with 80% confidence turn out right 80% of the time? The bars show the
+# accuracy of the predictions in each confidence bin; the expected calibration error (ECE) is the
+# gap between accuracy and confidence, averaged over the bins weighted by their size.
+
+# %%
+bins = M.calibration_bins(logits, labels, CALIBRATION_BINS)
+fig = plots.plot_reliability(bins, M.expected_calibration_error(bins))
+save_figure(fig, figures / "03_reliability.png");
+
+# %% [markdown]
+# ## Comparison of all runs
+#
+# Test numbers come from the whole test set where the run was evaluated after training, otherwise
+# from this notebook (see *Test images*). Wall time covers training and the final evaluation.
+
+# %%
+T.comparison_frame(run_dirs)

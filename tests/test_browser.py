@@ -1,0 +1,84 @@
+"""The report in a real browser: headless Chromium (/usr/bin/chromium, driven by Selenium) opens a small
+generated landing page and its reports, made by the report's own functions from stand-in notebooks (no
+training), and finds every figure loaded, every link resolved, no code in the reading renderings and
+no error in the console. Skipped, with the reason, where Chromium or its driver is missing."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cifar_utils import browser, landing, render
+from cifar_utils import report as R
+from test_report import _record, executed_stand_in
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(browser.unavailable() is not None, reason=f"no browser: {browser.unavailable()}")]
+
+STAND_INS = ("01_data_exploration.ipynb", "03_results_analysis.ipynb")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, synthetic_root) -> Path:
+    """An output folder as the report leaves it: index.html, reports/ (both renderings), figures/, notebooks/."""
+    root = tmp_path_factory.mktemp("site")
+    out, staging = root / "outputs", root / "outputs" / ".report-staging-pid1-x"
+    display = render.PathDisplay(out, staging, synthetic_root)
+    for name in STAND_INS:
+        executed = executed_stand_in(root / "nbs", staging, synthetic_root, name)
+        render.write_renderings(executed, staging / "reports", display)
+    records = [_record(root / "runs" / "seed", 0.79), _record(root / "runs" / "fast", 0.94, "fast", train_images=50000)]
+    summary = landing.executive_summary(landing.configurations(records))
+    landing.write_index(staging, summary, R.NOTEBOOKS)
+    shutil.move(staging, out / "moved")  # as the report moves the staging folder's contents into place
+    for item in (out / "moved").iterdir():
+        shutil.move(item, out / item.name)
+    return out
+
+
+@pytest.fixture(scope="module")
+def driver():
+    with browser.chromium() as d:
+        yield d
+
+
+def test_landing_page_and_every_report_load_cleanly_in_chromium(site, driver):
+    problems, pages = browser.check_site(site / "index.html", driver)
+    assert not problems, "\n".join(problems)
+    expected = {site / "index.html"} | {site / "reports" / f for n in STAND_INS for f in render.rendering_names(Path(n).stem)}
+    assert set(pages) == expected  # every report reached from the landing page, both renderings
+    driver.get((site / "index.html").as_uri())
+    assert driver.execute_script("return document.images.length") == len(STAND_INS)  # each stand-in's figure
+    assert "Best model: the fast recipe" in driver.find_element("css selector", ".summary").text
+
+
+def test_the_reading_rendering_hides_code_that_the_other_shows(site, driver):
+    plain, coded = render.rendering_names("01_data_exploration")
+    counts = {}
+    for name in (plain, coded):
+        driver.get((site / "reports" / name).as_uri())
+        counts[name] = driver.execute_script(f"return document.querySelectorAll({browser.CODE_INPUT!r}).length")
+        text = driver.find_element("tag name", "body").text
+        assert "report-staging" not in text and str(site) not in text
+    assert counts[plain] == 0 and counts[coded] > 0, counts
+
+
+def test_the_check_finds_broken_figures_links_code_and_console_errors(site, driver, tmp_path):
+    """The checks can fail: a page with each fault is reported for each."""
+    shutil.copytree(site, tmp_path / "site")
+    bad = tmp_path / "site"
+    shutil.copy(bad / "reports" / "01_data_exploration.code.html", bad / "reports" / "code_shown.html")
+    (bad / "index.html").write_text(
+        '<!DOCTYPE html><html><head><title>bad</title></head><body><img src="figures/missing.png">'
+        '<a href="reports/nope.html">gone</a><a href="#nowhere">anchor</a><a href="reports/code_shown.html">code</a>'
+        '<script>console.error("boom from the page")</script></body></html>')
+    problems, _ = browser.check_site(bad / "index.html", driver)
+    text = "\n".join(problems)
+    assert "index.html: image not loaded: figures/missing.png" in text
+    assert "index.html: broken link reports/nope.html" in text and "missing anchor #nowhere" in text
+    assert "code_shown.html: " in text and "code cell(s) shown in the reading rendering" in text
+    assert "boom from the page" in text
+
+
+def test_screenshot_of_the_landing_page_is_a_png(site, driver, tmp_path):
+    target = browser.screenshot(site / "index.html", tmp_path / "figures" / "landing_page.png", driver)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000
