@@ -8,8 +8,9 @@ What it writes under the output folder (default `outputs/`):
     notebooks/<nb>.ipynb   the executed notebooks        reports/<nb>.html   the same as HTML
     figures/*.png          every figure they show        output.png          the training curves (seed's name)
     results.md             tables and provenance         runs/<name>/        the run notebook 02 trained
-    experiments/*.md       the sections of notebooks 04 and 05 (also in results.md)
+    experiments/*.md       the sections of notebooks 04, 05 and 06 (also in results.md); 06's accuracy table as .csv
     runs/experiments/, runs/search-trials/               the runs of notebooks 04 and 05
+    cache/corruptions/     notebook 06's corrupted test sets, made once and reused (not part of the report)
 
 Everything is built in a staging folder inside the output folder and moved into place only after
 every notebook has run and rendered, so a failure (a cell's error, a kernel that dies or runs past
@@ -43,8 +44,13 @@ from .tables import comparison_frame, history_table, markdown_table, run_summary
 from .training import finished_run_matches
 
 EXPERIMENT_NOTEBOOKS = ("04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
-NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb", *EXPERIMENT_NOTEBOOKS)
-EXPERIMENTS = "experiments"  # the sections notebooks 04 and 05 write for results.md (OUTPUT_DIR/experiments/*.md)
+ROBUSTNESS_NOTEBOOK = "06_robustness.ipynb"
+NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb", *EXPERIMENT_NOTEBOOKS,
+             ROBUSTNESS_NOTEBOOK)
+# What `experiments=False` leaves out: hours of training (04, 05) and 65 passes over the test set per model (06).
+LONG_NOTEBOOKS = (*EXPERIMENT_NOTEBOOKS, ROBUSTNESS_NOTEBOOK)
+EXPERIMENTS = "experiments"  # the sections notebooks 04-06 write for results.md (OUTPUT_DIR/experiments/*.md)
+CORRUPTION_CACHE = ("cache", "corruptions")  # under the output folder, outside the staging folder: kept between reports
 RESULTS = "results.md"
 # Parameters every notebook must declare: the report sets them.
 NOTEBOOK_REQUIRED = ("SMOKE", "DATA_ROOT", "VERIFY_DATA", "OUTPUT_DIR")
@@ -247,7 +253,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     `download` (default: not in smoke mode) fetches a missing dataset first. With `reuse`, a run
     already in `out_dir/runs/` with exactly this configuration, finished, is analysed again instead
     of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04 and 05.
-    `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU.
+    `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU, and notebook 06
+    evaluates every run on 65 corrupted copies of the test set.
     One report writes `out_dir` at a time, and nothing else writes its run folder meanwhile: another
     writer is refused with its PID and command, or with `wait` waited for. `cell_timeout` (seconds)
     stops a notebook whose cell runs longer.
@@ -256,7 +263,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     out_dir = Path(out_dir).expanduser().resolve()
     log = log or (lambda *_: None)
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else project_dir() / "notebooks"
-    notebooks = [n for n in NOTEBOOKS if experiments or n not in EXPERIMENT_NOTEBOOKS]
+    notebooks = [n for n in NOTEBOOKS if experiments or n not in LONG_NOTEBOOKS]
     declared = {name: notebook_parameters(notebooks_dir / name) for name in notebooks}
     for name, names in declared.items():  # what the report sets must reach every notebook, SMOKE above all
         missing = [p for p in NOTEBOOK_REQUIRED if p not in names]
@@ -300,8 +307,10 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                 shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
                 log(f"reusing the finished run {runs_dir / run_name} (same configuration); --retrain trains it again")
             common = {"SMOKE": smoke, "DATA_ROOT": str(root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False}
+            analysed = [str(staging / "runs" / run_name)] + [str(p) for p in compare]
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
-                        "03_results_analysis.ipynb": {"RUNS": [str(staging / "runs" / run_name)] + [str(p) for p in compare]},
+                        "03_results_analysis.ipynb": {"RUNS": analysed},
+                        ROBUSTNESS_NOTEBOOK: {"RUNS": analysed, "CACHE_DIR": str(out_dir.joinpath(*CORRUPTION_CACHE))},
                         **{name: {"RUNS_DIR": str(runs_dir), "REUSE": reuse} for name in EXPERIMENT_NOTEBOOKS}}
             with _kernel_environment(smoke):
                 from nbconvert import HTMLExporter
