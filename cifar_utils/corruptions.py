@@ -161,7 +161,7 @@ def motion_blur(x, severity, gen):
     width = 2 * math.ceil(radius) + 1
     weights = _gaussian_kernel1d(sigma, width - 1)[width - 1:]  # the one-sided half: steps 0 .. width-1
     weights = weights / weights.sum()
-    weights = weights[weights >= 1e-6]  # steps that move no pixel by 1/255000 cost as much as the others
+    weights = weights[weights >= 1e-6]  # a lighter step moves no pixel by 1/3000 of a level, at the full cost of a step
     angle = torch.deg2rad((torch.rand(n, generator=gen) * 2 - 1) * 45)
     rows = torch.arange(h).view(1, h, 1)
     cols = torch.arange(w).view(1, 1, w)
@@ -280,11 +280,30 @@ NOT_MONOTONE = {"saturate", "elastic_transform"}
 # ----------------------------------------------------------------------------- entry points
 
 
-def check_request(name: str, severity: int) -> None:
+def _check_name(name: str) -> None:
     if name not in CORRUPTIONS:
         raise ConfigError(f"unknown corruption {name!r}; choose from: {', '.join(CORRUPTIONS)}")
-    if severity not in SEVERITIES:
+
+
+def _check_severity(severity: int) -> None:
+    if severity not in SEVERITIES or isinstance(severity, bool):
         raise ConfigError(f"severity must be one of {SEVERITIES}, got {severity!r}")
+
+
+def check_request(name: str, severity: int) -> None:
+    _check_name(name)
+    _check_severity(severity)
+
+
+def requested(names=None, severities=None) -> tuple[list[str], list[int]]:
+    """The corruptions and severities asked for (None: all of them; one name or number: a list of one), checked."""
+    names = [names] if isinstance(names, str) else list(names or CORRUPTIONS)
+    severities = [severities] if isinstance(severities, int) else list(severities or SEVERITIES)
+    for name in names:
+        _check_name(name)
+    for severity in severities:
+        _check_severity(severity)
+    return names, severities
 
 
 def _stream_seed(seed: int, name: str, severity: int) -> int:

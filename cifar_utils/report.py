@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import atomic, locks, runs
+from . import corruptions as CR
 from . import data as D
 from . import experiments as E
 from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
@@ -123,12 +124,13 @@ def _normalise_params(params: dict, declared: dict[str, dict]) -> dict:
 
 
 def _check_experiment_parameters(params: dict, smoke: bool) -> None:
-    """Notebooks 04 and 05's sizes and choices, refused now rather than after notebooks 01-03."""
+    """Notebooks 04-06's sizes and choices, refused now rather than after notebooks 01-03."""
     settings = E.experiment_settings(smoke, seeds=params.get("SEEDS"), epochs=params.get("EXPERIMENT_EPOCHS"),
                                      train_subset=params.get("EXPERIMENT_SUBSET"), trials=params.get("TRIALS"),
                                      augment=params.get("SEARCH_AUGMENT"))
     E.ablation_configs(settings, params.get("AUGMENTS") or E.ABLATION_AUGMENTS)
     E.sample_trials(settings, seed=params.get("SEARCH_SEED", 0))
+    CR.requested(params.get("CORRUPTIONS"), params.get("SEVERITIES"))  # notebook 06's
 
 
 def _check_dataset(root: Path, download: bool, verify: bool) -> None:

@@ -153,6 +153,16 @@ def test_a_damaged_cache_file_is_made_again(tmp_path, images):
     assert C.cached(images, "contrast", 4, cache_dir=tmp_path).from_cache
 
 
+def test_requested_lists():
+    assert C.requested() == (list(C.CORRUPTIONS), list(C.SEVERITIES))
+    assert C.requested("contrast", 3) == (["contrast"], [3])
+    assert C.requested(("pixelate", "contrast"), [5, 1]) == (["pixelate", "contrast"], [5, 1])
+    with pytest.raises(ConfigError, match="unknown corruption 'Contrast'"):
+        C.requested(["Contrast"])
+    with pytest.raises(ConfigError, match="severity must be one of"):
+        C.requested(None, [True])
+
+
 def test_bad_requests_are_refused(images):
     with pytest.raises(ConfigError, match="unknown corruption 'fog'; choose from: gaussian_noise"):
         C.corrupt(images, "fog", 1)

@@ -95,6 +95,8 @@ def no_download(monkeypatch):
     (["-p", "TRIALS", "1000"], "TRIALS is 1000 but the search space holds only"),
     (["-p", "AUGMENTS", "['none', 'rotate']"], "unknown augmentation 'rotate'"),
     (["-p", "SEARCH_AUGMENT", "blur"], "unknown augment 'blur'"),
+    (["-p", "CORRUPTIONS", "['contrast', 'fog']"], "unknown corruption 'fog'; choose from: gaussian_noise"),
+    (["-p", "SEVERITIES", "[1, 6]"], "severity must be one of (1, 2, 3, 4, 5), got 6"),
 ])
 def test_bad_report_input_is_one_clear_error_before_any_notebook(args, message, tmp_path, capsys, synthetic_root):
     out = tmp_path / "out"
