@@ -254,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="train again even when outputs/runs/ holds a finished run of the same configuration")
     rep.add_argument("--skip-experiments", action="store_true",
                      help="run notebooks 01-03 only: the ablation (04) and the search (05) train about 40 runs, "
-                          "over two hours on a 2-core CPU")
+                          "over two hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "
+                          "on 65 corrupted copies of the test set")
     rep.add_argument("--wait", action="store_true",
                      help="if another report is writing the output folder, wait for it to finish instead of refusing")
     rep.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",

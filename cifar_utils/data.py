@@ -258,9 +258,10 @@ class Split:
     val_labels: torch.Tensor
 
 
-def split_dataset(dataset: Cifar10, val_size: int, train_subset: int | None = None) -> Split:
-    """The stratified split every run and notebook uses (validation seed 0); `train_subset` keeps a
-    seeded, class-mixed share of the training images (and a fifth as many validation images)."""
+def split_indices(dataset: Cifar10, val_size: int, train_subset: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training, validation) indices into the training images of the split every run and notebook uses
+    (validation seed 0); `train_subset` keeps a seeded, class-mixed share of the training images (and a fifth
+    as many validation images)."""
     if val_size >= len(dataset.train_labels):
         raise ConfigError(f"val_size {val_size} leaves no training images: {dataset.root} holds only "
                           f"{len(dataset.train_labels)}; choose a smaller --val-size")
@@ -270,6 +271,12 @@ def split_dataset(dataset: Cifar10, val_size: int, train_subset: int | None = No
         train_idx = train_idx[torch.randperm(len(train_idx), generator=gen)[:train_subset]]
         if len(val_idx):
             val_idx = val_idx[torch.randperm(len(val_idx), generator=gen)[: max(1, train_subset // 5)]]
+    return train_idx, val_idx
+
+
+def split_dataset(dataset: Cifar10, val_size: int, train_subset: int | None = None) -> Split:
+    """The images and labels of `split_indices`."""
+    train_idx, val_idx = split_indices(dataset, val_size, train_subset)
     return Split(dataset.train_images[train_idx], dataset.train_labels[train_idx],
                  dataset.train_images[val_idx], dataset.train_labels[val_idx])
 

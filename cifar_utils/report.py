@@ -10,8 +10,9 @@ What it writes under the output folder (default `outputs/`):
     reports/<nb>.code.html the same with its code        figures/*.png       every figure they show
     results.md             the summary, tables and provenance
     output.png             the training curves (seed's name)          runs/<name>/   the run notebook 02 trained
-    experiments/*.md       the sections of notebooks 04 and 05 (also in results.md)
+    experiments/*.md       the sections of notebooks 04, 05 and 06 (also in results.md); 06's accuracy table as .csv
     runs/experiments/, runs/search-trials/               the runs of notebooks 04 and 05
+    cache/corruptions/     notebook 06's corrupted test sets, made once and reused (not part of the report)
 
 Everything is built in a staging folder inside the output folder and moved into place only after
 every notebook has run and rendered, so a failure (a cell's error, a kernel that dies or runs past
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import atomic, landing, locks, runs
+from . import corruptions as CR
 from . import data as D
 from . import experiments as E
 from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
@@ -47,8 +49,13 @@ from .tables import comparison_frame, history_table, markdown_table, run_summary
 from .training import finished_run_matches
 
 EXPERIMENT_NOTEBOOKS = ("04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
-NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb", *EXPERIMENT_NOTEBOOKS)
-EXPERIMENTS = "experiments"  # the sections notebooks 04 and 05 write for results.md (OUTPUT_DIR/experiments/*.md)
+ROBUSTNESS_NOTEBOOK = "06_robustness.ipynb"
+NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb", *EXPERIMENT_NOTEBOOKS,
+             ROBUSTNESS_NOTEBOOK)
+# What `experiments=False` leaves out: hours of training (04, 05) and 65 passes over the test set per model (06).
+LONG_NOTEBOOKS = (*EXPERIMENT_NOTEBOOKS, ROBUSTNESS_NOTEBOOK)
+EXPERIMENTS = "experiments"  # the sections notebooks 04-06 write for results.md (OUTPUT_DIR/experiments/*.md)
+CORRUPTION_CACHE = ("cache", "corruptions")  # under the output folder, outside the staging folder: kept between reports
 RESULTS = "results.md"
 # Parameters every notebook must declare: the report sets them.
 NOTEBOOK_REQUIRED = ("SMOKE", "DATA_ROOT", "VERIFY_DATA", "OUTPUT_DIR")
@@ -122,12 +129,13 @@ def _normalise_params(params: dict, declared: dict[str, dict]) -> dict:
 
 
 def _check_experiment_parameters(params: dict, smoke: bool) -> None:
-    """Notebooks 04 and 05's sizes and choices, refused now rather than after notebooks 01-03."""
+    """Notebooks 04-06's sizes and choices, refused now rather than after notebooks 01-03."""
     settings = E.experiment_settings(smoke, seeds=params.get("SEEDS"), epochs=params.get("EXPERIMENT_EPOCHS"),
                                      train_subset=params.get("EXPERIMENT_SUBSET"), trials=params.get("TRIALS"),
                                      augment=params.get("SEARCH_AUGMENT"))
     E.ablation_configs(settings, params.get("AUGMENTS") or E.ABLATION_AUGMENTS)
     E.sample_trials(settings, seed=params.get("SEARCH_SEED", 0))
+    CR.requested(params.get("CORRUPTIONS"), params.get("SEVERITIES"))  # notebook 06's
 
 
 def _check_dataset(root: Path, download: bool, verify: bool) -> None:
@@ -251,7 +259,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     `download` (default: not in smoke mode) fetches a missing dataset first. With `reuse`, a run
     already in `out_dir/runs/` with exactly this configuration, finished, is analysed again instead
     of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04 and 05.
-    `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU.
+    `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU, and notebook 06
+    evaluates every run on 65 corrupted copies of the test set.
     One report writes `out_dir` at a time, and nothing else writes its run folder meanwhile: another
     writer is refused with its PID and command, or with `wait` waited for. `cell_timeout` (seconds)
     stops a notebook whose cell runs longer.
@@ -260,7 +269,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     out_dir = Path(out_dir).expanduser().resolve()
     log = log or (lambda *_: None)
     notebooks_dir = Path(notebooks_dir) if notebooks_dir else project_dir() / "notebooks"
-    notebooks = [n for n in NOTEBOOKS if experiments or n not in EXPERIMENT_NOTEBOOKS]
+    notebooks = [n for n in NOTEBOOKS if experiments or n not in LONG_NOTEBOOKS]
     declared = {name: notebook_parameters(notebooks_dir / name) for name in notebooks}
     for name, names in declared.items():  # what the report sets must reach every notebook, SMOKE above all
         missing = [p for p in NOTEBOOK_REQUIRED if p not in names]
@@ -304,8 +313,10 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                 shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
                 log(f"reusing the finished run {runs_dir / run_name} (same configuration); --retrain trains it again")
             common = {"SMOKE": smoke, "DATA_ROOT": str(root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False}
+            analysed = [str(staging / "runs" / run_name)] + [str(p) for p in compare]
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
-                        "03_results_analysis.ipynb": {"RUNS": [str(staging / "runs" / run_name)] + [str(p) for p in compare]},
+                        "03_results_analysis.ipynb": {"RUNS": analysed},
+                        ROBUSTNESS_NOTEBOOK: {"RUNS": analysed, "CACHE_DIR": str(out_dir.joinpath(*CORRUPTION_CACHE))},
                         **{name: {"RUNS_DIR": str(runs_dir), "REUSE": reuse} for name in EXPERIMENT_NOTEBOOKS}}
             display = PathDisplay(out_dir, staging, root)  # how the renderings show the paths passed here
             with _kernel_environment(smoke):

@@ -168,6 +168,8 @@ def no_download(monkeypatch):
     (["-p", "TRIALS", "1000"], "TRIALS is 1000 but the search space holds only"),
     (["-p", "AUGMENTS", "['none', 'rotate']"], "unknown augmentation 'rotate'"),
     (["-p", "SEARCH_AUGMENT", "blur"], "unknown augment 'blur'"),
+    (["-p", "CORRUPTIONS", "['contrast', 'fog']"], "unknown corruption 'fog'; choose from: gaussian_noise"),
+    (["-p", "SEVERITIES", "[1, 6]"], "severity must be one of (1, 2, 3, 4, 5), got 6"),
 ])
 def test_bad_report_input_is_one_clear_error_before_any_notebook(args, message, tmp_path, capsys, synthetic_root):
     out = tmp_path / "out"
@@ -256,6 +258,14 @@ def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
                        "from cifar_utils.atomic import write_text\n"
                        f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
                        params="RUNS_DIR = None")
+    # 06 gets the runs 03 gets, and a corruption cache outside the staging folder (it outlives the report).
+    stem = Path(R.ROBUSTNESS_NOTEBOOK).stem
+    _fake_notebook(folder / R.ROBUSTNESS_NOTEBOOK, _FIGURE.format(name=stem),
+                   "assert Path(RUNS[0]).name == 'seed-seed_cnn-seed0-smoke' and Path(RUNS[1]).name == 'earlier-run', RUNS\n"
+                   "assert '.report-staging' not in CACHE_DIR and CACHE_DIR.endswith('cache/corruptions'), CACHE_DIR\n"
+                   "from cifar_utils.atomic import write_text\n"
+                   f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
+                   params="RUNS = None\nCACHE_DIR = None")
     return folder
 
 
@@ -276,15 +286,15 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
                           notebooks_dir=nbs, log=printed.append)
     run_name = "seed-seed_cnn-seed0-smoke"
     assert result.run_dir == out.resolve() / "runs" / run_name
-    assert printed[0] == "[1/5] 01_data_exploration.ipynb" and "(EPOCHS=2)" in printed[2]
+    assert printed[0] == f"[1/{len(R.NOTEBOOKS)}] 01_data_exploration.ipynb" and "(EPOCHS=2)" in printed[2]
 
     stems = [Path(n).stem for n in R.NOTEBOOKS]
     expected = [out / "results.md", out / "output.png", out / "index.html"]
     expected += [out / "notebooks" / f"{s}.ipynb" for s in stems] + [out / "reports" / f"{s}.html" for s in stems]
     expected += [out / "reports" / f"{s}.code.html" for s in stems]
     expected += [out / "figures" / f"{f}.png" for f in ("01_class_balance", "02_training_curves", "03_confusion_matrix",
-                                                        *(Path(n).stem for n in R.EXPERIMENT_NOTEBOOKS))]
-    expected += [out / "experiments" / f"{Path(n).stem}.md" for n in R.EXPERIMENT_NOTEBOOKS]
+                                                        *(Path(n).stem for n in R.LONG_NOTEBOOKS))]
+    expected += [out / "experiments" / f"{Path(n).stem}.md" for n in R.LONG_NOTEBOOKS]
     expected += [out / "runs" / run_name / f for f in ("config.json", "history.csv", "metrics.json", "model.pt", "analysis.json")]
     for path in expected:
         assert path.is_file() and path.stat().st_size > 0, f"{path} missing or empty"
@@ -308,7 +318,8 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
     assert "| Run | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
     assert "on 1000 test images" in results and "git commit" in results and "report wall time" in results
     assert "| CPU |" in results and "| precision |" in results
-    assert results.index("## Section of 04_augmentation_ablation") < results.index("## Section of 05_hyperparameter_search")
+    assert results.index("## Section of 04_augmentation_ablation") < results.index("## Section of 05_hyperparameter_search") \
+        < results.index("## Section of 06_robustness")
 
 
 @pytest.mark.slow
@@ -324,7 +335,7 @@ def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root)
                    "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
                    params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")
     _fake_notebook(nbs / "03_results_analysis.ipynb", "x = 1", params="RUNS = None")
-    for name in R.EXPERIMENT_NOTEBOOKS:
+    for name in R.LONG_NOTEBOOKS:
         _fake_notebook(nbs / name, "raise AssertionError('the experiments ran')")
     out = tmp_path / "out"
     result = R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, notebooks_dir=nbs,
