@@ -113,4 +113,5 @@ AUGMENTATIONS = {
     "flip+translate": BatchAugment(flip=True, pad=4),
     # Mirror alternate halves of the data in alternate epochs (seeded), translate by up to 2 px.
     "alt_flip+translate2": AlternatingFlip(pad=2),
+    "alt_flip": AlternatingFlip(pad=0),  # the same without translation: the ablation's "no translation" arm
 }

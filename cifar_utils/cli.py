@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Execute notebooks/01..05 in order with papermill and write, under --out: the executed "
                                      "notebooks (notebooks/), their HTML (reports/), every figure (figures/), output.png, "
                                      "results.md and the trained run (runs/<name>/), and keep the experiments' runs in "
-                                     "runs/experiments/ and runs/search-trials/. Nothing else is replaced unless all succeed.")
+                                     "experiments/runs/ and experiments/studies.journal. Nothing else is replaced unless all succeed.")
     rep.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default: outputs)")
     rep.add_argument("--smoke", action="store_true",
                      help="seconds, not minutes: 1000 training images, one epoch, part of the test set; never downloads")
@@ -251,10 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-download", dest="download", action="store_false", default=None,
                      help="fail instead of downloading a missing dataset")
     rep.add_argument("--retrain", action="store_true",
-                     help="train again even when outputs/runs/ holds a finished run of the same configuration")
+                     help="train again even when outputs/runs/ (or, for notebooks 04 and 05, experiments/runs/) holds a "
+                          "finished run of the same configuration")
     rep.add_argument("--skip-experiments", action="store_true",
-                     help="run notebooks 01-03 only: the ablation (04) and the search (05) train about 40 runs, "
-                          "over two hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "
+                     help="run notebooks 01-03 only: the ablation (04) and the search (05) train dozens of runs of the "
+                          "fast recipe, many hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "
                           "on 65 corrupted copies of the test set")
     rep.add_argument("--wait", action="store_true",
                      help="if another report is writing the output folder, wait for it to finish instead of refusing")

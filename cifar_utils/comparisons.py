@@ -67,3 +67,49 @@ def compare_arms(frame: pd.DataFrame, by: str, reference, value: str = "test_acc
     columns = [by, "n", "mean", "delta", "ci_low", "ci_high", "p_paired", "p_welch", "p_holm", "sd_diff",
                "detectable", "tost_p", "equivalent", "sentence"]
     return pd.DataFrame(rows, columns=columns).set_index(by)
+
+
+def _p(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.3g}"
+
+
+def format_table(table: pd.DataFrame, unit: str = "points") -> pd.DataFrame:
+    """`compare_arms`'s table as it is read: differences with their intervals, the p-values, reach and TOST."""
+    shown = pd.DataFrame(index=table.index)
+    shown["n"] = table["n"]
+    shown["mean %"] = table["mean"].map(lambda v: f"{v:.2f}")
+    shown[f"Δ {unit} [95% CI]"] = [f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" if not math.isnan(lo) else f"{d:+.2f} [n/a]"
+                                   for d, lo, hi in zip(table["delta"], table["ci_low"], table["ci_high"])]
+    shown["p paired"] = table["p_paired"].map(_p)
+    shown["p Welch"] = table["p_welch"].map(_p)
+    shown["p Holm"] = table["p_holm"].map(_p)
+    shown[f"detectable {unit} (80% power)"] = table["detectable"].map(lambda v: "n/a" if math.isnan(v) else f"{v:.2f}")
+    shown["TOST p"] = table["tost_p"].map(_p)
+    shown["equivalent"] = table["equivalent"].map(lambda e: "yes" if e else "no")
+    return shown
+
+
+def findings(table: pd.DataFrame, reference: str, delta: float, what: str = "test accuracy",
+             alpha: float = 0.05) -> str:
+    """One paragraph over the whole table: which arms differ (after Holm), which are equivalent, which cannot tell."""
+    if table.empty:
+        return f"No arm was compared with {reference}."
+    differ = table[table["p_holm"] < alpha]
+    equivalent = table[(table["p_holm"] >= alpha) & table["equivalent"]]
+    unresolved = table[~table.index.isin(differ.index) & ~table.index.isin(equivalent.index)]
+    parts = [f"Of {len(table)} comparison{'s' if len(table) != 1 else ''} with {reference} ({what}, paired by seed, "
+             f"Holm-corrected at α = {alpha:g}),"]
+    if len(differ):
+        listed = ", ".join(f"{arm} ({row['delta']:+.2f} points)" for arm, row in differ.sort_values("delta").iterrows())
+        parts.append(f"{len(differ)} differ{'s' if len(differ) == 1 else ''} from it: {listed}.")
+    else:
+        parts.append("none differs from it by more than the seed-to-seed spread.")
+    if len(equivalent):
+        parts.append(f"{', '.join(map(str, equivalent.index))} {'is' if len(equivalent) == 1 else 'are'} equivalent "
+                     f"to it within ±{100 * delta:.2f} points (TOST).")
+    if len(unresolved):
+        reach = unresolved["detectable"].dropna()
+        span = (f"; their n detect about {reach.min():.2f} to {reach.max():.2f} points at 80% power" if len(reach) > 1
+                else f"; its n detects about {reach.iloc[0]:.2f} points at 80% power" if len(reach) else "")
+        parts.append(f"{', '.join(map(str, unresolved.index))}: not resolvable at this budget{span}.")
+    return " ".join(parts)

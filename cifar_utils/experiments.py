@@ -1,113 +1,132 @@
-"""Experiments over many runs: the augmentation ablation (notebook 04) and the hyperparameter search (05).
+"""Experiments over many runs (notebooks 04 and 05): their budget, run records keyed by configuration, the test once.
 
-Every configuration is trained as an ordinary run folder, named by a digest of its configuration,
-so a rerun of a notebook or of the report reuses each finished run instead of training it again,
-and an interrupted experiment keeps every run it finished. Two stores keep the roles apart:
+Every configuration an experiment trains is an ordinary run folder named by the digest of its
+configuration, `<outputs>/experiments/runs/<digest>/`. Its records (config.json, history.csv,
+metrics.json) are small and committed; its weights (model.pt) are not (.gitignore). So a rerun of
+a notebook, or the report in a fresh clone, reuses every finished run from its records alone,
+without training it again; `rerun=True` (the notebooks' RERUN) trains them again. The two
+notebooks share the budget and the store, so a configuration both train (the fast recipe on the
+same seeds) is trained once.
 
-- `experiments/`: runs evaluated on the test set after training (the ablation's seeds, the
-  search's re-trained best configuration and its baseline). Identical configurations are shared,
-  so the search's baseline, the seed recipe, is the ablation's "none" row when both use the same seeds.
-- `search-trials/`: the search's trials, never evaluated on the test set: they are scored on the
-  validation split only, so no number that chooses a configuration can come from the test set.
-
-Compute decides the defaults. On a 2-core CPU the seed recipe's full 10 epochs on 45,000 images
-take about 9 minutes, so the experiments train on a seeded, class-mixed subset of 10,000 of the
-training images (with 2,000 validation images) for 10 epochs: about 3 to 4 minutes a run.
+The test set chooses nothing: runs train with `evaluate_test=False` and are compared on the
+validation split. `record_test` evaluates the runs of the configuration finally reported on the
+test set, once, at the end, and keeps the result in their metrics.json, where a clone finds it.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import itertools
 import json
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from . import stats
-from .config import recipe_config
-from .errors import ConfigError, NonFiniteLoss
-from .inference import resolve_device, with_precision
+from . import runs, stats
+from .config import TrainConfig, recipe_config
+from .errors import CifarError, ConfigError, NonFiniteLoss
+from .inference import PRECISION_DTYPES, evaluate, resolve_device, with_precision
 from .tables import markdown_table
 from .training import fit_or_reuse
 
-ABLATION_AUGMENTS = ("none", "flip", "translate", "flip+translate", "alt_flip+translate2")
-EVALUATED_STORE = "experiments"
-TRIALS_STORE = "search-trials"
-SEARCH_TRIAL_SEED = 0  # trials train with seed 0; the re-trained best and its baseline use SEEDS (1, 2, ...)
-
-# The seed recipe's knobs searched in notebook 05. Learning rates depend on the optimizer: Adam
-# and SGD work on scales a decade or two apart. Epochs are given relative to the experiments'.
-SEARCH_SPACE = {
-    "optimizer": ("adam", "sgd"),
-    "lr": {"adam": (3e-4, 1e-3, 3e-3), "sgd": (0.01, 0.03, 0.1)},
-    "weight_decay": (0.0, 5e-4, 5e-3),
-    "batch_size": (64, 128, 256),
-    "label_smoothing": (0.0, 0.1),
-    "epochs": (0.5, 1.0),  # multiples of the experiments' epoch count
-}
-KNOBS = ("optimizer", "lr", "weight_decay", "batch_size", "label_smoothing", "epochs")
-SGD_SETTINGS = {"momentum": 0.9, "nesterov": True}
+RUNS = Path("experiments") / "runs"  # under the outputs folder: the committed run records
+JOURNAL = "studies.journal"  # notebook 05's default Optuna storage, beside RUNS
+VALIDATION = ("val_accuracy", "val_loss", "val_accuracy_no_tta")
+RECIPE = "fast"
 
 
 @dataclass(frozen=True)
-class Settings:
-    """How big an experiment is: seeds per configuration, trials, epochs and training images."""
+class Budget:
+    """How big every run of an experiment is: epochs, network widths, training and validation images."""
 
     smoke: bool
-    seeds: tuple[int, ...]
     epochs: int
-    train_subset: int | None
-    trials: int
-    augment: str = "none"  # the search's augmentation: the seed recipe's (none), so trial 1 is the recipe itself
+    widths: tuple[int, ...] | None  # None: the recipe's (64, 256, 256)
+    train_subset: int | None  # None: all 50,000 less the validation split
+    val_size: int
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int | None = None  # None: the recipe's
+
+    @property
+    def val_images(self) -> int:
+        return min(self.val_size, max(1, self.train_subset // 5)) if self.train_subset else self.val_size  # data.split_dataset
 
     def describe(self) -> str:
-        images = f"{self.train_subset:,}" if self.train_subset else "all 45,000"
-        return (f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))}), {self.epochs} "
-                f"epoch{'s' if self.epochs != 1 else ''} on {images} "
-                f"training images" + (" (smoke mode: the numbers only show that the pipeline works)" if self.smoke else ""))
+        widths = f"widths {', '.join(map(str, self.widths))}" if self.widths else "the recipe's widths"
+        images = f"{self.train_subset:,} training images" if self.train_subset else f"all {50000 - self.val_size:,} training images"
+        batch = f" in batches of {self.batch_size}" if self.batch_size else ""
+        return (f"the {RECIPE} recipe at {widths}, {self.epochs} epoch{'s' if self.epochs != 1 else ''} on {images}{batch} "
+                f"(its schedule decays to zero), scored on {self.val_images:,} held-out validation images" +
+                (" (smoke mode: the numbers only show that the pipeline works)" if self.smoke else ""))
 
 
-FULL = {"seeds": 5, "epochs": 10, "train_subset": 10000, "trials": 10}
-SMOKE = {"seeds": 2, "epochs": 1, "train_subset": 1000, "trials": 3}
+FULL = {"epochs": 8, "widths": None, "train_subset": None, "val_size": 5000, "batch_size": None}
+# Smoke: a second a run; the subset keeps a fifth as many validation images (200), small batches give it ten steps.
+SMOKE = {"epochs": 1, "widths": (8, 16, 16), "train_subset": 1000, "val_size": 5000, "batch_size": 100}
 
 
-def experiment_settings(smoke: bool = False, seeds: int | None = None, epochs: int | None = None,
-                        train_subset: int | None = None, trials: int | None = None,
-                        augment: str | None = None) -> Settings:
-    """The notebooks' parameters resolved: None takes the full (or smoke) default; 0 for train_subset means all."""
+def budget(smoke: bool = False, epochs: int | None = None, widths=None, train_subset: int | None = None,
+           val_size: int | None = None, device: str | None = None, precision: str | None = None) -> Budget:
+    """The notebooks' EXPERIMENT_* parameters resolved (None: the full or smoke default; train_subset 0: all images)."""
     defaults = SMOKE if smoke else FULL
-    seeds = defaults["seeds"] if seeds is None else seeds
     epochs = defaults["epochs"] if epochs is None else epochs
-    trials = defaults["trials"] if trials is None else trials
+    widths = defaults["widths"] if widths is None else widths
     subset = defaults["train_subset"] if train_subset is None else (train_subset or None)
-    for name, value, least in (("SEEDS", seeds, 2), ("EXPERIMENT_EPOCHS", epochs, 1), ("TRIALS", trials, 1)):
+    val_size = defaults["val_size"] if val_size is None else val_size
+    for name, value, least in (("EXPERIMENT_EPOCHS", epochs, 1), ("EXPERIMENT_VAL_SIZE", val_size, 10)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            why = " (a spread needs at least two seeds)" if name == "SEEDS" else ""
+            why = " (the comparisons are scored on the validation split)" if name == "EXPERIMENT_VAL_SIZE" else ""
             raise ConfigError(f"{name} must be a whole number of at least {least}{why}, got {value!r}")
-    if subset is not None and (not isinstance(subset, int) or subset < 10):
+    if subset is not None and (not isinstance(subset, int) or isinstance(subset, bool) or subset < 10):
         raise ConfigError(f"EXPERIMENT_SUBSET must be a whole number of at least 10 training images (or 0 for all), "
                           f"got {train_subset!r}")
-    settings = Settings(bool(smoke), tuple(range(1, seeds + 1)), epochs, subset, trials)
-    if augment:
-        settings = dataclasses.replace(settings, augment=augment)
-        base_config(settings, augment=augment)  # an unknown augmentation is refused here, not at the first run
-    return settings
+    if widths is not None:
+        if isinstance(widths, (str, bytes)) or len(widths) != 3 or any(
+                not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
+            raise ConfigError(f"EXPERIMENT_WIDTHS must be three positive whole numbers like [32, 128, 128] "
+                              f"(or None for the recipe's), got {widths!r}")
+        widths = tuple(widths)
+    found = Budget(bool(smoke), epochs, widths, subset, val_size, device or "auto", precision or "auto",
+                   defaults["batch_size"])
+    base_config(found)  # a bad device or precision is refused here, not at the first run
+    return found
 
 
-def base_config(settings: Settings, **overrides):
-    """The seed recipe at the experiments' size; `overrides` are TrainConfig fields."""
-    values = {"epochs": settings.epochs, "train_subset": settings.train_subset, **overrides}
-    if values.get("optimizer") == "sgd":
-        values = {**SGD_SETTINGS, **values}
-    return recipe_config("seed", **values)
+SEARCH = {"trials": 30, "top_k": 3, "seeds": 5}
+SMOKE_SEARCH = {"trials": 2, "top_k": 2, "seeds": 2}
 
 
-# ----------------------------------------------------------------------------- runs
+def search_settings(smoke: bool = False, trials: int | None = None, top_k: int | None = None,
+                    seeds: int | None = None) -> tuple[int, int, int]:
+    """Notebook 05's (N_TRIALS, TOP_K, RETRAIN_SEEDS) resolved (None: the full or smoke default) and checked."""
+    defaults = SMOKE_SEARCH if smoke else SEARCH
+    values = [defaults[k] if v is None else v for k, v in (("trials", trials), ("top_k", top_k), ("seeds", seeds))]
+    for name, value, least in zip(("N_TRIALS", "TOP_K", "RETRAIN_SEEDS"), values, (1, 1, 2)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            why = " (a paired comparison needs two seeds)" if name == "RETRAIN_SEEDS" else ""
+            raise ConfigError(f"{name} must be a whole number of at least {least}{why}, got {value!r}")
+    return tuple(values)
+
+
+def base_config(budget: Budget, seed: int = 0, **overrides) -> TrainConfig:
+    """The fast recipe at the budget's size; `overrides` are TrainConfig fields (model_kwargs adds to the recipe's)."""
+    kwargs = dict(overrides.pop("model_kwargs", None) or {})
+    if budget.widths:  # the recipe's head is scaled by 1/width (airbench94_muon's parametrisation): it follows the width
+        kwargs = {"widths": list(budget.widths), "head_scale": 1 / budget.widths[-1], **kwargs}
+    values = {"batch_size": budget.batch_size, **overrides}  # None keeps the recipe's
+    return recipe_config(RECIPE, epochs=budget.epochs, train_subset=budget.train_subset, val_size=budget.val_size,
+                         device=budget.device, precision=budget.precision, seed=seed, model_kwargs=kwargs or None,
+                         **values)
+
+
+def runs_store(out_dir, runs_dir=None) -> Path:
+    """Where the run records live: `runs_dir`, else <out_dir>/experiments/runs."""
+    return Path(runs_dir) if runs_dir else Path(out_dir) / RUNS
+
+
+# ----------------------------------------------------------------------------- run records
 
 
 def config_digest(config) -> str:
@@ -118,161 +137,140 @@ def config_digest(config) -> str:
 
 
 def run_folder(store: str | Path, config) -> Path:
-    """<store>/<model>-<augment>-seed<seed>-<digest>: readable, and unique to the configuration."""
-    return Path(store) / f"{config.model}-{config.augment}-seed{config.seed}-{config_digest(config)}"
+    return Path(store) / config_digest(config)
 
 
-def train_runs(configs, store: str | Path, dataset, *, evaluate_test: bool, reuse: bool = True,
-               progress: bool = False, log=print):
-    """Train (or reuse) each configuration in its own run folder; one row per run as a DataFrame.
+def _as_json(values: dict) -> dict:
+    return json.loads(json.dumps(values, default=str))
 
-    Rows hold the configuration's fields, validation accuracy and loss, test accuracy and loss
-    (None when `evaluate_test` is False), wall seconds, whether the run was reused, and its commit.
+
+def reusable_record(config: TrainConfig, folder: str | Path) -> runs.RunRecord | None:
+    """The finished run of exactly `config` in `folder` from its records alone (config, history, metrics), as a
+    clone holds them without weights; None when the folder holds weights (training.fit_or_reuse decides then),
+    lacks a record, or holds another configuration or an unfinished run."""
+    folder = Path(folder)
+    if (folder / runs.CHECKPOINT).is_file() or not all((folder / f).is_file() for f in (runs.CONFIG, runs.HISTORY, runs.METRICS)):
+        return None
+    try:
+        saved = {k: v for k, v in runs.read_json(folder / runs.CONFIG).items() if k != "provenance"}
+        history = runs.read_history(folder / runs.HISTORY)
+        metrics = runs.read_json(folder / runs.METRICS)
+    except (CifarError, OSError, ValueError):
+        return None
+    wanted = with_precision(config, resolve_device(config.device)).to_dict()
+    if _as_json(saved) != _as_json(wanted) or len(history) != config.epochs or metrics.get("val_accuracy") is None:
+        return None
+    return runs.RunRecord(model=None, config=TrainConfig.from_dict(saved), history=history, metrics=metrics,
+                          run_dir=folder, reused=True)
+
+
+def _train(config: TrainConfig, folder: Path, dataset, rerun: bool, progress: bool) -> runs.RunRecord:
+    record = None if rerun else reusable_record(config, folder)
+    if record is not None:
+        return record
+    return fit_or_reuse(config, run_dir=folder, reuse=not rerun, dataset=dataset, evaluate_test=False,
+                        progress=progress, log=lambda *_: None)
+
+
+def train_runs(configs, store: str | Path, dataset, *, rerun: bool = False, allow_diverged: bool = False,
+               labels=None, done: pd.DataFrame | None = None, progress: bool = False, log=print) -> pd.DataFrame:
+    """Train (or reuse) each configuration in its own run folder, scored on validation; one row per run.
+
+    Rows hold `labels` (one dict per configuration, e.g. the arm's name), the configuration's fields,
+    validation accuracy and loss (and accuracy without test-time augmentation), wall seconds, whether
+    the run was reused, and where and at which commit it was trained. No test number: see record_test.
+    A run whose loss diverges stops the experiment, or with `allow_diverged` is a row of NaN. `done`: rows this
+    function returned earlier in the same session (a pilot's); their runs are taken from there, even with `rerun`.
     """
-    rows = []
     configs = list(configs)
-    started = time.perf_counter()
-    for i, config in enumerate(configs, 1):
+    labels = list(labels) if labels is not None else [{}] * len(configs)
+    rows, started = [], time.perf_counter()
+    earlier = {} if done is None else {row["run"]: row for row in done.to_dict("records")}
+    for i, (config, label) in enumerate(zip(configs, labels), 1):
         folder = run_folder(store, config)
-        try:
-            result = fit_or_reuse(config, run_dir=folder, reuse=reuse, dataset=dataset, evaluate_test=evaluate_test,
-                                  progress=progress, log=lambda *_: None)
-        except NonFiniteLoss as exc:  # a diverging trial is a result (a bad configuration), not a reason to stop
-            if evaluate_test:  # ...but a configuration being measured must train
-                raise
-            log(f"[{i}/{len(configs)}] {folder.name}: diverged ({exc}); scored as NaN")
-            rows.append({**config.to_dict(), "run": folder.name, "val_accuracy": math.nan, "val_loss": math.nan,
-                         "test_accuracy": None, "test_loss": None, "val_images": None, "seconds": math.nan, "reused": False,
-                         "git_commit": None, "torch": None, "device": None, "diverged": True})
+        if folder.name in earlier:
+            rows.append({**earlier[folder.name], **label})
             continue
-        m, reused = result.metrics, result.reused
-        prov = m.get("provenance") or {}
-        if evaluate_test and m.get("test_accuracy") is None:
-            raise ConfigError(f"{folder} holds a run without a test evaluation; delete it to train it again")
-        rows.append({**config.to_dict(), "run": folder.name, "val_accuracy": m["val_accuracy"], "val_loss": m["val_loss"],
-                     "test_accuracy": m["test_accuracy"] if evaluate_test else None,
-                     "test_loss": m["test_loss"] if evaluate_test else None,
-                     "val_images": m["val_images"], "seconds": m["seconds"], "reused": reused,
+        name = " ".join(str(v) for v in label.values()) or folder.name
+        try:
+            result = _train(config, folder, dataset, rerun, progress)
+        except NonFiniteLoss as exc:
+            if not allow_diverged:
+                raise
+            log(f"[{i}/{len(configs)}] {name}, seed {config.seed}: diverged ({exc}); scored as NaN")
+            rows.append({**label, **config.to_dict(), "run": folder.name, **dict.fromkeys(VALIDATION, math.nan),
+                         "seconds": math.nan, "reused": False, "diverged": True})
+            continue
+        m, prov = result.metrics, (result.metrics.get("provenance") or {})
+        rows.append({**label, **config.to_dict(), "run": folder.name, **{k: m.get(k, math.nan) for k in VALIDATION},
+                     "seconds": m["seconds"], "reused": result.reused, "diverged": False,
                      "git_commit": prov.get("git_commit"), "torch": prov.get("torch"),
-                     "device": prov.get("device_name") or prov.get("device"), "diverged": False})
-        test = f", test {100 * m['test_accuracy']:.2f}%" if evaluate_test else ""
-        log(f"[{i}/{len(configs)}] {folder.name}: val {100 * m['val_accuracy']:.2f}%{test}, "
-            f"{m['seconds']:.0f} s{' (reused)' if reused else ''}; {time.perf_counter() - started:.0f} s so far")
+                     "device": prov.get("device_name") or prov.get("device")})
+        log(f"[{i}/{len(configs)}] {name}, seed {config.seed}: val {100 * m['val_accuracy']:.2f}%, {m['seconds']:.0f} s"
+            f"{' (reused)' if result.reused else ''}; {time.perf_counter() - started:.0f} s so far")
     return pd.DataFrame(rows)
+
+
+def record_test(config: TrainConfig, store: str | Path, dataset, log=print) -> dict:
+    """The test result of the finished run of `config`: read from its metrics.json, or evaluated now (once, with
+    the configuration's test-time augmentation) and written there, so that later readers need no weights."""
+    folder = run_folder(store, config)
+    metrics = runs.read_json(folder / runs.METRICS)
+    if metrics.get("test_accuracy") is None:
+        if not (folder / runs.CHECKPOINT).is_file():
+            raise CifarError(f"{folder} holds the records of a run without a test result and without its weights "
+                             f"({runs.CHECKPOINT}); train it again (RERUN=True) to evaluate it")
+        loaded = runs.load_run(folder, resolve_device(config.device))
+        config = loaded.config
+        result = evaluate(loaded.model, dataset.test_images, dataset.test_labels, batch_size=config.eval_batch_size,
+                          device=resolve_device(config.device), precision=PRECISION_DTYPES[config.precision],
+                          tta=config.tta, tta_share=config.tta_share)
+        metrics.update(test_accuracy=result["accuracy"], test_loss=result["loss"], test_images=result["n"],
+                       test_accuracy_no_tta=result.get("accuracy_no_tta"))
+        runs.write_json(folder / runs.METRICS, metrics)
+        log(f"{folder.name} (seed {config.seed}): test {100 * result['accuracy']:.2f}% on {result['n']:,} images")
+    return {"seed": config.seed, "run": folder.name, **{k: metrics.get(k) for k in ("test_accuracy", "test_loss", "test_images")}}
+
+
+def test_results(configs, store: str | Path, dataset, log=print) -> pd.DataFrame:
+    return pd.DataFrame([record_test(c, store, dataset, log) for c in configs])
+
+
+def validation_table(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per value of `by` (first-seen order): seeds, validation accuracy % as mean ± std [95% t interval], and the
+    mean itself (NaN when a seed diverged: a configuration that fails on some seeds is not a candidate)."""
+    rows = []
+    for value, group in frame.groupby(by, sort=False):
+        accuracies = group["val_accuracy"].astype(float)
+        ok = accuracies.notna().all() and len(accuracies) >= 1
+        rows.append({by: value, "seeds": len(group), "diverged": int(accuracies.isna().sum()),
+                     "val accuracy % (mean ± std [95% CI])": stats.format_interval(stats.summarize(accuracies))
+                     if ok and len(accuracies) > 1 else ("n/a" if not ok else f"{100 * accuracies.iloc[0]:.2f} (n=1)"),
+                     "mean": float(accuracies.mean()) if ok else math.nan})
+    return pd.DataFrame(rows).set_index(by)
+
+
+def choose_by_validation(frame: pd.DataFrame, by: str):
+    """The value of `by` with the highest mean validation accuracy over its seeds; the test set plays no part."""
+    if any(str(c).startswith("test_") for c in frame.columns):
+        raise ConfigError("the runs to choose from carry test results; choose from runs scored on validation only")
+    means = validation_table(frame, by)["mean"]
+    if means.isna().all():
+        raise CifarError("every configuration diverged on some seed; nothing can be chosen")
+    return means.idxmax()
+
+
+# ----------------------------------------------------------------------------- provenance and results.md
 
 
 def provenance_line(frame) -> str:
     """Where a set of runs came from: how many, trained at which commits, their summed wall time."""
-    trained = frame[~frame["reused"]] if "reused" in frame else frame
-    found = lambda column: ", ".join(sorted({str(v) for v in frame.get(column, []) if v})) or "unknown"  # noqa: E731
-    return (f"{len(frame)} runs ({len(trained)} trained now, {len(frame) - len(trained)} reused), "
+    trained = frame[~frame["reused"].astype(bool)] if "reused" in frame else frame
+    found = lambda column: ", ".join(sorted({str(v) for v in frame.get(column, []) if isinstance(v, str) and v})) or "unknown"  # noqa: E731
+    return (f"{len(frame)} runs ({len(trained)} trained now, {len(frame) - len(trained)} reused from their records), "
             f"trained at commit {found('git_commit')} with torch {found('torch')} on {found('device')}; "
-            f"summed wall time {frame['seconds'].sum():.0f} s (training and evaluation of each run, seeds "
+            f"summed wall time {frame['seconds'].sum():.0f} s (training and validation of each run, seeds "
             f"{', '.join(map(str, sorted(set(frame['seed']))))}).")
-
-
-# ----------------------------------------------------------------------------- the ablation
-
-
-def ablation_configs(settings: Settings, augments=ABLATION_AUGMENTS, **overrides) -> list:
-    unknown = [a for a in augments if a not in ABLATION_AUGMENTS]
-    if unknown:
-        raise ConfigError(f"unknown augmentation {', '.join(map(repr, unknown))}; choose from: {', '.join(ABLATION_AUGMENTS)}")
-    return [base_config(settings, augment=a, seed=s, **overrides) for a in augments for s in settings.seeds]
-
-
-def group_table(frame, by: str, reference: str, confidence: float = 0.95, alpha: float = 0.05):
-    """Per value of `by`: n, validation and test accuracy as mean ± std [t-interval] in percent, and
-    Welch's t-test of the test accuracy against the `reference` group. Returns (table, sentences)."""
-    order = list(dict.fromkeys(frame[by]))
-    if reference not in order:
-        raise ConfigError(f"the reference {reference!r} is not among the {by} values {order}")
-    ref_test = frame.loc[frame[by] == reference, "test_accuracy"]
-    rows, sentences = [], []
-    for value in order:
-        group = frame[frame[by] == value]
-        val = stats.summarize(group["val_accuracy"], confidence)
-        test = stats.summarize(group["test_accuracy"], confidence)
-        row = {by: value, "n": val.n, "val accuracy % (mean ± std [95% CI])": stats.format_interval(val),
-               "test accuracy % (mean ± std [95% CI])": stats.format_interval(test)}
-        if value == reference:
-            row.update({"test Δ vs " + reference: "—", "p (Welch)": "—"})
-        else:
-            comparison = stats.welch_test(group["test_accuracy"], ref_test, confidence)
-            row.update({"test Δ vs " + reference: f"{100 * comparison.difference:+.2f} "
-                        f"[{100 * comparison.ci_low:+.2f}, {100 * comparison.ci_high:+.2f}]",
-                        "p (Welch)": "n/a" if math.isnan(comparison.p_value) else f"{comparison.p_value:.3g}"})
-            sentences.append(stats.verdict(str(value), reference, comparison, alpha=alpha))
-        rows.append(row)
-    return pd.DataFrame(rows).set_index(by), sentences
-
-
-# ----------------------------------------------------------------------------- the search
-
-
-def search_grid(settings: Settings, space: dict = SEARCH_SPACE) -> list[dict]:
-    """Every combination of the search space, epochs as whole numbers; the recipe's own values first."""
-    epochs = sorted({max(1, round(f * settings.epochs)) for f in space["epochs"]})
-    grid = []
-    for optimizer in space["optimizer"]:
-        for lr, wd, bs, ls, ep in itertools.product(space["lr"][optimizer], space["weight_decay"], space["batch_size"],
-                                                   space["label_smoothing"], epochs):
-            grid.append({"optimizer": optimizer, "lr": lr, "weight_decay": wd, "batch_size": bs,
-                         "label_smoothing": ls, "epochs": ep})
-    return grid
-
-
-def sample_trials(settings: Settings, n: int | None = None, seed: int = 0, space: dict = SEARCH_SPACE) -> list[dict]:
-    """Random search without repeats: trial 0 is the seed recipe itself, the rest drawn from the grid by `seed`."""
-    n = settings.trials if n is None else n
-    baseline = baseline_knobs(settings)
-    others = [g for g in search_grid(settings, space) if g != baseline]
-    if n > len(others) + 1:
-        raise ConfigError(f"TRIALS is {n} but the search space holds only {len(others) + 1} configurations")
-    return [baseline] + random.Random(seed).sample(others, n - 1)
-
-
-def trial_configs(settings: Settings, trials: list[dict]) -> list:
-    return [base_config(settings, augment=settings.augment, seed=SEARCH_TRIAL_SEED, **t) for t in trials]
-
-
-def retrain_configs(settings: Settings, knobs: dict) -> list:
-    """The chosen knobs on every seed of `settings`: the runs that are evaluated on the test set."""
-    return [base_config(settings, augment=settings.augment, seed=seed, **knobs) for seed in settings.seeds]
-
-
-def baseline_knobs(settings: Settings) -> dict:
-    """The seed recipe's own values of the searched knobs (trial 0 of every search), at the experiments' epochs."""
-    recipe = recipe_config("seed")
-    return {**{knob: getattr(recipe, knob) for knob in KNOBS}, "epochs": settings.epochs}
-
-
-def search_table(frame):
-    """The trials sorted by validation accuracy (best first; ties by lower validation loss)."""
-    table = frame.sort_values(["val_accuracy", "val_loss"], ascending=[False, True]).reset_index(drop=True)
-    table.index = table.index + 1
-    table.index.name = "rank"
-    shown = table[[*KNOBS, "val_accuracy", "val_loss", "seconds"]].copy()
-    shown["val_accuracy"] = (100 * shown["val_accuracy"]).round(2)
-    shown["val_loss"] = shown["val_loss"].round(4)
-    shown["seconds"] = shown["seconds"].round(0).astype(int)
-    return shown.rename(columns={"val_accuracy": "val accuracy %", "val_loss": "val loss", "seconds": "wall s"})
-
-
-def best_trial(frame) -> dict:
-    """The knobs of the trial with the best validation accuracy. The test set plays no part."""
-    if frame["test_accuracy"].notna().any():
-        raise ConfigError("the trials carry test results; choose the best configuration from trials scored on validation only")
-    if frame["val_accuracy"].isna().all():
-        raise ConfigError("every trial diverged; lower the learning rates in SEARCH_SPACE")
-    best = frame.sort_values(["val_accuracy", "val_loss"], ascending=[False, True]).iloc[0]
-    return {k: (best[k].item() if hasattr(best[k], "item") else best[k]) for k in KNOBS}
-
-
-def describe_knobs(knobs: dict) -> str:
-    epochs = knobs["epochs"]
-    return (f"{knobs['optimizer']} lr {knobs['lr']:g}, weight decay {knobs['weight_decay']:g}, batch size "
-            f"{knobs['batch_size']}, label smoothing {knobs['label_smoothing']:g}, {epochs} epoch{'s' if epochs != 1 else ''}")
 
 
 def markdown_section(title: str, intro: list[str], table, sentences: list[str] = (), footer: list[str] = ()) -> str:

@@ -222,31 +222,79 @@ def plot_group_intervals(frame, by: str, metrics=(("val_accuracy", "Validation")
     return fig
 
 
-def plot_search(frame, knobs, score: str = "val_accuracy", hue: str = "optimizer"):
-    """Validation accuracy of every trial against each knob. The search is a grid, so each knob's
-    values are evenly spaced categories, in order, with a little jitter so equal points stay visible."""
+def plot_forest(table, reference: str, margin: float | None = None, alpha: float = 0.05, title: str | None = None,
+                what: str = "accuracy"):
+    """Each arm's difference from `reference` (comparisons.compare_arms's table, in points) with its 95% interval;
+    a line at 0 (no difference), the equivalence margin shaded, the arms that differ after Holm in colour."""
+    rows = list(table.index)
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.6))
+    if margin:
+        ax.axvspan(-100 * margin, 100 * margin, color="tab:blue", alpha=0.08, label=f"±{100 * margin:g}-point margin")
+    ax.axvline(0, color="black", linewidth=1)
+    for y, arm in enumerate(reversed(rows)):
+        row = table.loc[arm]
+        differs = row["p_holm"] < alpha
+        colour = ("tab:green" if row["delta"] > 0 else "tab:red") if differs else "tab:blue" if row["equivalent"] else "0.35"
+        low, high = row["ci_low"], row["ci_high"]
+        if np.isfinite(low) and np.isfinite(high):
+            ax.hlines(y, low, high, color=colour, linewidth=2.2)
+        ax.plot(row["delta"], y, "o", color=colour, markersize=7)
+    ax.set_yticks(range(len(rows)), [str(r) for r in reversed(rows)])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set(xlabel=f"Δ {what} vs {reference} (points; 95% paired interval)", title=title or f"Each arm against {reference}")
+    handles = [plt.Line2D([], [], marker="o", color=c, linestyle="-", label=label) for c, label in (
+        ("tab:green", "raises it (Holm p < 0.05)"), ("tab:red", "lowers it (Holm p < 0.05)"),
+        ("tab:blue", "equivalent (TOST)"), ("0.35", "not resolvable"))]
+    ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
 
-    cols = min(3, len(knobs))
-    rows = -(-len(knobs) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharey=True)
-    groups = list(dict.fromkeys(frame[hue]))
-    colours = dict(zip(groups, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    rng = np.random.default_rng(0)
-    for ax, knob in zip(axes.flat, knobs):
-        values = sorted(set(frame[knob]), key=lambda v: (isinstance(v, str), v))
-        for group in groups:
-            part = frame[frame[hue] == group]
-            x = np.array([values.index(v) for v in part[knob]], dtype=float) + rng.uniform(-0.1, 0.1, len(part))
-            ax.scatter(x, 100 * part[score].astype(float), color=colours[group], label=str(group), alpha=0.8)
-        ax.set_xticks(range(len(values)), [v if isinstance(v, str) else f"{v:g}" for v in values])
-        ax.set_xlim(-0.5, len(values) - 0.5)
-        ax.set(xlabel=knob)
-        ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("Validation accuracy (%)")
-    for ax in list(axes.flat)[len(knobs):]:
-        ax.axis("off")
-    axes.flat[0].legend(title=hue, fontsize=8)
-    fig.suptitle("Hyperparameter search: each trial's validation accuracy against each knob")
+
+def plot_trials(trials, fence: float = 1.5, title: str | None = None):
+    """Validation accuracy of each trial of a search (search.trials_table) against its number, and the best so far.
+
+    Pruned trials show their last reported value; failed ones (a diverged loss) sit on the bottom edge. The
+    y-axis starts at the lowest value above Tukey's lower fence (first quartile - `fence` x the interquartile
+    range), so a few broken trials at chance do not flatten the rest: the values below it are drawn on the
+    bottom edge as triangles, with their value beside them.
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    done = trials[trials["state"] == "COMPLETE"]
+    pruned = trials[trials["state"] == "PRUNED"]
+    failed = trials[~trials["state"].isin(["COMPLETE", "PRUNED", "RUNNING", "WAITING"])]
+    values = 100 * np.concatenate([done["value"].to_numpy(float), pruned["last_value"].to_numpy(float)])
+    values = values[np.isfinite(values)]
+    if len(values):
+        q1, q3 = np.quantile(values, [0.25, 0.75])
+        low, high = float(values[values >= q1 - fence * (q3 - q1)].min()), float(values.max())
+        span = max(high - low, 0.5)
+        bottom, top = low - 0.15 * span, high + 0.1 * span
+    else:
+        bottom, top = 0.0, 100.0
+    edge = bottom + 0.02 * (top - bottom)
+    for part, y, marker, colour, label in ((done, done["value"], "o", "tab:blue", "complete"),
+                                           (pruned, pruned["last_value"], "s", "tab:orange", "pruned (last value)")):
+        y = 100 * y.to_numpy(float)
+        inside = np.isfinite(y) & (y >= bottom)
+        ax.scatter(part.index[inside], y[inside], marker=marker, color=colour, label=label, zorder=3)
+        below = np.isfinite(y) & (y < bottom)
+        if below.any():
+            ax.scatter(part.index[below], np.full(below.sum(), edge), marker="v", color=colour, zorder=3,
+                       label=f"{label}, below the axis")
+            for x, v in zip(part.index[below], y[below]):
+                ax.annotate(f"{v:.1f}", (x, edge), textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
+    if len(failed):
+        ax.scatter(failed.index, np.full(len(failed), edge), marker="x", color="tab:red", zorder=3,
+                   label="failed (diverged or stopped)")
+    if len(done):
+        best = 100 * done["value"].astype(float).cummax()
+        x = np.append(done.index.to_numpy(), trials.index.max())  # the best so far holds to the last trial
+        ax.step(x, np.append(best.to_numpy(), best.iloc[-1]), where="post", color="0.3", linewidth=1, label="best so far")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_ylim(bottom, top)
+    ax.set(xlabel="trial", ylabel="validation accuracy (%)", title=title or "Search: each trial's validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig

@@ -11,15 +11,16 @@ What it writes under the output folder (default `outputs/`):
     results.md             the summary, tables and provenance
     output.png             the training curves (seed's name)          runs/<name>/   the run notebook 02 trained
     experiments/*.md       the sections of notebooks 04, 05 and 06 (also in results.md); 06's accuracy table as .csv
-    runs/experiments/, runs/search-trials/               the runs of notebooks 04 and 05
+    experiments/runs/<digest>/   the records of notebooks 04 and 05's runs      experiments/studies.journal   05's study
     cache/corruptions/     notebook 06's corrupted test sets, made once and reused (not part of the report)
 
 Everything is built in a staging folder inside the output folder and moved into place only after
 every notebook has run and rendered, so a failure (a cell's error, a kernel that dies or runs past
 --cell-timeout, an HTML export, Ctrl-C) leaves the previous report untouched. One report writes an
 output folder at a time (a lock file, `.report.lock`); a second is refused, or waits with --wait. The experiments' runs
-are the exception: they are written straight into runs/, so that an interrupted report keeps
-every run it finished, and the next one reuses them.
+and study are the exception: they are written straight into experiments/runs/ and
+experiments/studies.journal, so that an interrupted report keeps every run and trial it finished,
+and the next one reuses them.
 
 The notebooks' own settings live in notebook.py, their tables in tables.py, the HTML renderings in
 render.py, the landing page and its summary in landing.py. Papermill and nbconvert are imported
@@ -39,6 +40,7 @@ from pathlib import Path
 from . import atomic, landing, locks, runs
 from . import corruptions as CR
 from . import data as D
+from . import ablation as A
 from . import experiments as E
 from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
 from .inference import resolve_device
@@ -130,11 +132,11 @@ def _normalise_params(params: dict, declared: dict[str, dict]) -> dict:
 
 def _check_experiment_parameters(params: dict, smoke: bool) -> None:
     """Notebooks 04-06's sizes and choices, refused now rather than after notebooks 01-03."""
-    settings = E.experiment_settings(smoke, seeds=params.get("SEEDS"), epochs=params.get("EXPERIMENT_EPOCHS"),
-                                     train_subset=params.get("EXPERIMENT_SUBSET"), trials=params.get("TRIALS"),
-                                     augment=params.get("SEARCH_AUGMENT"))
-    E.ablation_configs(settings, params.get("AUGMENTS") or E.ABLATION_AUGMENTS)
-    E.sample_trials(settings, seed=params.get("SEARCH_SEED", 0))
+    E.budget(smoke, params.get("EXPERIMENT_EPOCHS"), params.get("EXPERIMENT_WIDTHS"), params.get("EXPERIMENT_SUBSET"),
+             params.get("EXPERIMENT_VAL_SIZE"), params.get("DEVICE"), params.get("PRECISION"))
+    A.check_arms(params.get("ARMS") or A.ARMS)
+    A.seed_settings(smoke, params.get("N_SEEDS", "auto"), params.get("MAX_SEEDS"), params.get("PILOT_SEEDS"))
+    E.search_settings(smoke, params.get("N_TRIALS"), params.get("TOP_K"), params.get("RETRAIN_SEEDS"))
     CR.requested(params.get("CORRUPTIONS"), params.get("SEVERITIES"))  # notebook 06's
 
 
@@ -317,7 +319,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
                         "03_results_analysis.ipynb": {"RUNS": analysed},
                         ROBUSTNESS_NOTEBOOK: {"RUNS": analysed, "CACHE_DIR": str(out_dir.joinpath(*CORRUPTION_CACHE))},
-                        **{name: {"RUNS_DIR": str(runs_dir), "REUSE": reuse} for name in EXPERIMENT_NOTEBOOKS}}
+                        **{name: {"RUNS_DIR": str(E.runs_store(out_dir)), "RERUN": not reuse} for name in EXPERIMENT_NOTEBOOKS}}
             display = PathDisplay(out_dir, staging, root)  # how the renderings show the paths passed here
             with _kernel_environment(smoke):
                 for i, name in enumerate(notebooks, 1):
@@ -330,7 +332,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             seconds = time.perf_counter() - started
             # The summary covers every run present (the experiments' too), not only those compared in notebook 03.
             present = [staging / "runs" / run_name, *(p for p in runs.list_runs(runs_dir) if p.name != run_name),
-                       *runs.list_runs(runs_dir / E.EVALUATED_STORE)]
+                       *runs.list_runs(E.runs_store(out_dir))]
             summary = landing.executive_summary(landing.configurations(present), smoke=smoke)
             landing.write_index(staging, summary, NOTEBOOKS, [staging, out_dir])
             results_text = results_markdown(staging / "runs" / run_name, [staging / "runs" / run_name, *compare],

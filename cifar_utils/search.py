@@ -15,6 +15,7 @@ test set afterwards, once, on fresh seeds (notebook 05).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -241,7 +242,7 @@ def _failed_by_another(study: optuna.Study, first: int) -> int | None:
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: number, state, value (final validation accuracy), the knobs, the trial it retries,
-    the last epoch reported, the worker, and seconds. Sorted by number."""
+    the last epoch reported and its validation accuracy, the worker, and seconds. Sorted by number."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         worker = t.user_attrs.get(studies.OWNER_ATTR) or {}
@@ -249,18 +250,30 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             else math.nan
         rows.append({"number": t.number, "state": t.state.name, "value": t.value if t.value is not None else math.nan,
                      **{k: t.params.get(k) for k in KNOBS}, "retry_of": studies.retried_from(t),
-                     "last_epoch": t.last_step, "worker": f"{worker.get('host')}:{worker.get('pid')}" if worker else None,
+                     "last_epoch": t.last_step, "last_value": t.intermediate_values.get(t.last_step, math.nan)
+                     if t.last_step is not None else math.nan, "worker": f"{worker.get('host')}:{worker.get('pid')}" if worker else None,
                      "seconds": took})
-    columns = ["number", "state", "value", *KNOBS, "retry_of", "last_epoch", "worker", "seconds"]
+    columns = ["number", "state", "value", *KNOBS, "retry_of", "last_epoch", "last_value", "worker", "seconds"]
     return pd.DataFrame(rows, columns=columns).set_index("number")
 
 
-def best_configs(study: optuna.Study, search: Search, k: int = 3) -> list[TrainConfig]:
-    """The k completed trials with the highest validation accuracy, as configurations to re-train on fresh seeds."""
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: -t.value)
+def best_trials(study: optuna.Study, k: int = 3) -> list[optuna.trial.FrozenTrial]:
+    """The k completed trials with the highest validation accuracy (ties: the earlier trial first)."""
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: (-t.value, t.number))
     if not complete:
         raise CifarError("the study has no completed trial yet; run workers first")
-    return [trial_config(search, t.params) for t in complete[:k]]
+    return complete[:k]
+
+
+def best_configs(study: optuna.Study, search: Search, k: int = 3) -> list[TrainConfig]:
+    """The k best trials' configurations, to re-train on fresh seeds."""
+    return [trial_config(search, t.params) for t in best_trials(study, k)]
+
+
+def default_name(base: TrainConfig, space: SearchSpace | None = None, trials: int = 30, **pruning) -> str:
+    """A study name unique to the search's settings, so that a changed search starts a study of its own."""
+    search = Search(base.validate(), space or SearchSpace(), trials, **pruning)
+    return f"{base.model}-search-{hashlib.sha256(json.dumps(search.to_dict(), sort_keys=True).encode()).hexdigest()[:10]}"
 
 
 def run_search(name: str, storage=None, base: TrainConfig | None = None, space: SearchSpace | None = None,
@@ -275,3 +288,34 @@ def run_search(name: str, storage=None, base: TrainConfig | None = None, space: 
     log(f"study {name!r}: {len(study.get_trials(deepcopy=False, states=FINISHED))} trials finished; "
         f"{time.perf_counter() - start:.0f} s here")
     return trials_table(study)
+
+
+def describe_space(space: SearchSpace) -> str:
+    return (f"lr {space.lr[0]:g} to {space.lr[1]:g} and weight decay {space.weight_decay[0]:g} to "
+            f"{space.weight_decay[1]:g} (log scale), batch size {', '.join(map(str, space.batch_size))}, label smoothing "
+            f"{space.label_smoothing[0]:g} to {space.label_smoothing[1]:g}")
+
+
+def knob_values(config: TrainConfig) -> dict:
+    """The searched knobs of a configuration as a table shows them (named in words, three significant figures)."""
+    return {k.replace("_", " "): float(f"{getattr(config, k):.3g}") if isinstance(getattr(config, k), float)
+            else getattr(config, k) for k in KNOBS}
+
+
+def describe_knobs(config: TrainConfig) -> str:
+    return (f"lr {config.lr:.3g}, weight decay {config.weight_decay:.3g}, batch size {config.batch_size}, "
+            f"label smoothing {config.label_smoothing:.3g}")
+
+
+def format_trials(table: pd.DataFrame) -> pd.DataFrame:
+    """`trials_table` as it is read: accuracies in percent, knobs to three figures, whole seconds."""
+    shown = pd.DataFrame(index=table.index)
+    shown["state"] = table["state"]
+    shown["val accuracy %"] = (100 * table["value"].astype(float)).round(2).where(table["state"] == "COMPLETE")
+    shown["last epoch"] = table["last_epoch"]
+    shown["last val accuracy %"] = (100 * table["last_value"].astype(float)).round(2)
+    for knob in KNOBS:
+        shown[knob.replace("_", " ")] = table[knob].map(lambda v: v if v is None or isinstance(v, int) else float(f"{v:.3g}"))
+    shown["retry of"] = table["retry_of"]
+    shown["seconds"] = table["seconds"].astype(float).round(0)
+    return shown

@@ -26,10 +26,14 @@ def markdown_rows(header, rows) -> str:
     return "\n".join(lines)
 
 
+def _cell(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def markdown_table(frame) -> str:
-    """A DataFrame (index included) as a GitHub markdown table, without needing `tabulate`."""
+    """A DataFrame (index included) as a GitHub markdown table, without needing `tabulate`; missing cells read n/a."""
     header = [str(frame.index.name or "")] + [str(c) for c in frame.columns]
-    return markdown_rows(header, ([index, *row] for index, row in frame.iterrows()))
+    return markdown_rows(header, ([_cell(index), *map(_cell, row)] for index, row in frame.iterrows()))
 
 
 # ----------------------------------------------------------------------------- a run's history

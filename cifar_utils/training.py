@@ -326,6 +326,7 @@ def _final_metrics(config, state, split, dataset, device, precision, evaluate_te
     train_seconds = sum(h["seconds"] for h in state.history)
     return {
         "val_accuracy": val["accuracy"] if val else None, "val_loss": val["loss"] if val else None,
+        "val_accuracy_no_tta": (val or {}).get("accuracy_no_tta"),  # what test-time augmentation adds, on validation
         "test_accuracy": test["accuracy"] if test else None, "test_loss": test["loss"] if test else None,
         "test_images": test["n"] if test else None,
         "tta": config.tta, "test_accuracy_no_tta": (test or {}).get("accuracy_no_tta"),

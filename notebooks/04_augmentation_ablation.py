@@ -14,106 +14,155 @@
 # ---
 
 # %% [markdown]
-# # 04 · Augmentation ablation
+# # 04 · What each piece of the fast recipe buys
 #
-# Does data augmentation help the seed recipe, and by how much? The same recipe (the baseline CNN,
-# Adam at 1e-3, batch size 128) is trained with each augmentation setting on several seeds, and
-# every configuration is evaluated once on the test set after training:
+# The fast recipe (notebook 02's `fast`: the whitened fast net, Muon, label smoothing, alternating flips
+# with small translations, test-time augmentation) is a bundle of choices. Which of them matter, by how
+# much, and how sure can we be? Each **arm** below is the full recipe with one piece changed: the
+# augmentation replaced by another setting, or one other component left out. Every arm is compared
+# with the full recipe on the same seeds.
 #
-# | setting | what each training batch gets |
-# |---|---|
-# | `none` | the images as they are (the seed project) |
-# | `flip` | a random half mirrored left-right |
-# | `translate` | shifted by up to 4 pixels (reflect padding, random crop) |
-# | `flip+translate` | both |
-# | `alt_flip+translate2` | mirrored on alternate epochs for alternate halves of the data (the fast recipe's flip), shifted by up to 2 pixels |
+# How the comparison is made, so that it can answer its question:
 #
-# Each row of the table gives n (seeds), mean ± standard deviation and a 95% t confidence interval,
-# and Welch's t-test of its test accuracy against `none`: a difference is called real when p < 0.05,
-# that is, when the seed-to-seed spread is unlikely to explain it.
+# - **Validation, not test.** Every run holds out a validation split and the comparisons are made on
+#   it. The test set is read once, at the end, for the full recipe alone.
+# - **Paired seeds.** Seed *k* gives the same initialisation and data order in every arm, so each
+#   comparison is a paired t-test on the per-seed differences (Welch's test beside it as a check),
+#   with Holm's correction across the table and a 95% interval for each difference.
+# - **Power stated before the runs.** A pilot (the full recipe on the first seeds) measures the
+#   seed-to-seed spread; from it the notebook picks the number of seeds whose minimal detectable effect
+#   (80% power, α = 0.05) reaches the target, within a budget, and says so when the budget cannot.
+# - **"No effect" only with evidence.** An arm is called equivalent to the full recipe only when its
+#   whole interval lies inside the equivalence margin (TOST); otherwise a non-significant row is
+#   "not resolvable at this budget".
+# - **A schedule that decays to zero** (the recipe's own), which keeps end-of-run noise low.
 #
-# The runs train on a seeded subset of the training images (10,000 by default, validated on 2,000)
-# for 10 epochs: on a 2-core CPU a run takes 3 to 4 minutes, where the full data would take 9.
-# Augmentation matters most when data is scarce, which is also what a subset shows.
-# Every run is saved under `RUNS_DIR/experiments/`, named by its configuration, so running this
-# again reuses finished runs and an interrupted ablation continues where it stopped.
+# Every run is saved under `RUNS_DIR` (default `outputs/experiments/runs/<digest>/`), named by a digest
+# of its configuration. Its records (config, history, metrics) are committed, so a rerun, or a fresh
+# clone, rebuilds every table and figure without training; `RERUN=True` trains them again.
 #
-# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
-# executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
-# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
+# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`,
+# which executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
+# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still
+# runs every cell.
 
 # %%
 # %matplotlib inline
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
-from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
+from cifar_utils import ablation as A
+from cifar_utils import comparisons as C
 from cifar_utils import experiments as E
 from cifar_utils import notebook as NB
-from cifar_utils import paths, plots
+from cifar_utils import paths, plots, stats
 from cifar_utils.atomic import save_figure, write_text
 from cifar_utils.data import load_cifar10
 
 # %% tags=["parameters"]
-SMOKE = NB.smoke_default()  # 2 seeds, 1 epoch on 1000 images, 1000 test images (on when $CIFAR_SMOKE is 1, or $CI is set)
-SEEDS = None  # seeds per setting, 1..SEEDS (None: 5; 2 in smoke mode)
-EXPERIMENT_EPOCHS = None  # epochs of every run (None: 10; 1 in smoke mode)
-EXPERIMENT_SUBSET = None  # training images (None: 10000; 1000 in smoke mode; 0: all 45,000)
-AUGMENTS = None  # the settings compared, "none" first (None: all five)
+SMOKE = NB.smoke_default()  # tiny widths, one epoch on 1000 images, 2 arms (on when $CIFAR_SMOKE is 1, or $CI is set)
+ARMS = None  # the arms compared with the full recipe, names from ablation.ARMS (None: all; 2 in smoke mode)
+N_SEEDS = "auto"  # seeds per arm: "auto" picks n from the pilot so that TARGET_EFFECT is detectable; or a number
+MAX_SEEDS = None  # the most seeds "auto" may pick (None: 20; 3 in smoke mode)
+PILOT_SEEDS = None  # seeds of the full recipe that measure the spread first (None: 3; 2 in smoke mode)
+TARGET_EFFECT = 0.01  # the difference "auto" must detect at 80% power, as a fraction (0.01: one point)
+EQUIVALENCE_MARGIN = 0.01  # TOST margin: an interval inside plus or minus this is "equivalent" (a fraction)
+EXPERIMENT_EPOCHS = None  # epochs of every run (None: the recipe's 8; 1 in smoke mode)
+EXPERIMENT_WIDTHS = None  # the fast net's three widths, e.g. [32, 128, 128] (None: the recipe's; [8, 16, 16] in smoke mode)
+EXPERIMENT_SUBSET = None  # training images (None: all 45,000; 1000 in smoke mode)
+EXPERIMENT_VAL_SIZE = None  # validation images held out (None: 5000; a subset keeps a fifth of its size)
 DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
+PRECISION = None  # "auto", "fp32", "bf16" (None: auto; part of each run's digest)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
 OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/outputs)
-RUNS_DIR = None  # runs are saved in RUNS_DIR/experiments/ (None: OUTPUT_DIR/runs)
-REUSE = True  # load a finished run of the same configuration instead of training it again
+RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
+RERUN = False  # train every run again even when its records are there
 
 # %%
-settings = E.experiment_settings(SMOKE, seeds=SEEDS, epochs=EXPERIMENT_EPOCHS, train_subset=EXPERIMENT_SUBSET)
-augments = list(AUGMENTS or E.ABLATION_AUGMENTS)
-configs = E.ablation_configs(settings, augments, **({"device": DEVICE} if DEVICE else {}))
+budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION)
+arms = A.check_arms(ARMS or (A.SMOKE_ARMS if SMOKE else A.ARMS))
+n_seeds, max_seeds, pilot_seeds = A.seed_settings(SMOKE, N_SEEDS, MAX_SEEDS, PILOT_SEEDS)
 out = paths.outputs_dir(OUTPUT_DIR)
-store = Path(RUNS_DIR or out / "runs") / E.EVALUATED_STORE
+store = E.runs_store(out, RUNS_DIR)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 if SMOKE:
     data = NB.smoke_dataset(data)
-print(f"{len(configs)} runs: {len(augments)} settings x {settings.describe()}; runs in {store}")
+display(Markdown(f"Every run: {budget.describe()}."))
+pd.DataFrame({"changes in the full recipe": [A.describe_arm(a) for a in arms]}, index=pd.Index(arms, name="arm"))
+
+# %%
+display(Markdown("\n".join(f"- **{name}**: {why}." for name, why in A.NOT_RUN.items())))
 
 # %% [markdown]
-# ## Train (or reuse) every run
+# ## The pilot: how much do seeds alone move the full recipe?
 #
-# One line per run: validation and test accuracy and the run's wall time.
+# The full recipe on the first seeds. Their spread decides how many seeds the comparison needs.
 
 # %%
-frame = E.train_runs(configs, store, data, evaluate_test=True, reuse=REUSE)
+pilot = E.train_runs([A.arm_config(budget, A.FULL, s) for s in range(1, pilot_seeds + 1)], store, data,
+                     rerun=RERUN, labels=[{"arm": A.FULL}] * pilot_seeds)
+plan = A.plan_seeds(pilot["val_accuracy"], n_seeds, max_seeds, TARGET_EFFECT)
+display(Markdown("\n\n".join(plan.sentences())))
 
 # %% [markdown]
-# ## Results
+# ## Every arm on the same seeds
 #
-# Accuracies in percent: mean ± standard deviation over the seeds [95% t confidence interval]. The
-# last columns give the difference in test accuracy from `none` [its 95% Welch interval] and the
-# p-value of Welch's t-test.
+# One line per run: the arm, its seed, validation accuracy and wall time. The pilot's runs are
+# the full recipe's first seeds, reused here.
 
 # %%
-table, sentences = E.group_table(frame, "augment", reference=augments[0])
-display(table)
-display(Markdown("\n".join(f"- {s}" for s in sentences)))
+seeds = range(1, plan.n + 1)
+configs, labels = A.runs_to_train(budget, arms, seeds)
+frame = E.train_runs(configs, store, data, rerun=RERUN, labels=labels, done=pilot)
+values = A.scores(frame, arms)
+
+# %% [markdown]
+# ## What each piece buys
+#
+# Each row: the arm's mean validation accuracy, its difference Δ from the full recipe (points) with
+# the 95% interval of the paired differences, the paired and Welch p-values, the Holm-corrected p
+# across the table, the effect its seeds could detect at 80% power, and the equivalence test.
 
 # %%
-fig = plots.plot_group_intervals(frame, "augment", title="Augmentation ablation: accuracy by setting (dots: seeds)")
+table = C.compare_arms(values, "arm", A.FULL, value="val_accuracy", delta=EQUIVALENCE_MARGIN,
+                       what="validation accuracy")
+shown = C.format_table(table)
+display(shown)
+display(Markdown("\n".join(f"- {s}" for s in table["sentence"])))
+display(Markdown(C.findings(table, A.FULL, EQUIVALENCE_MARGIN, what="validation accuracy")))
+
+# %%
+fig = plots.plot_forest(table, A.FULL, margin=EQUIVALENCE_MARGIN, what="validation accuracy",
+                        title="What each piece of the fast recipe buys (validation, paired by seed)")
 save_figure(fig, out / "figures" / "04_augmentation_ablation.png");
 
 # %% [markdown]
 # ### Every seed
 #
-# Test accuracy (%) of each run, one column per seed: the spread the intervals come from.
+# Validation accuracy (%) of each run, one column per seed: the values the differences come from.
 
 # %%
-(100 * frame.pivot(index="augment", columns="seed", values="test_accuracy").loc[augments]).round(2)
+(100 * values.pivot(index="arm", columns="seed", values="val_accuracy").loc[[A.FULL, *arms]]).round(2)
+
+# %% [markdown]
+# ## The full recipe on the test set, once
+#
+# Nothing above looked at the test set. Now the full recipe's runs are evaluated on it, once each
+# (the result is kept in each run's records, so a rerun reads it instead of evaluating again).
+
+# %%
+tested = E.test_results([A.arm_config(budget, A.FULL, s) for s in seeds], store, data)
+test_summary = stats.summarize(tested["test_accuracy"])
+test_sentence = (f"The full recipe at this budget scores {100 * test_summary.mean:.2f}% test accuracy over "
+                 f"{test_summary.n} seeds (95% t interval [{100 * test_summary.ci_low:.2f}, "
+                 f"{100 * test_summary.ci_high:.2f}]%, SD {100 * test_summary.std:.2f} points) on "
+                 f"{int(tested['test_images'].iloc[0]):,} test images.")
+display(Markdown(test_sentence))
 
 # %% [markdown]
 # ## Provenance and the section in `outputs/results.md`
@@ -121,14 +170,16 @@ save_figure(fig, out / "figures" / "04_augmentation_ablation.png");
 # The report puts this section into `outputs/results.md`.
 
 # %%
-provenance = E.provenance_line(frame)
+provenance = E.provenance_line(pd.concat([pilot, frame]).drop_duplicates("run"))
 section = E.markdown_section(
-    "Augmentation ablation (notebook 04)",
-    [f"The seed recipe with each augmentation setting: {settings.describe()}, "
-     f"validated on {int(frame['val_images'].iloc[0]):,} images and tested once on {len(data.test_images):,} test images. "
-     f"Accuracies in percent, mean ± std [95% t interval]; Δ is the difference in test accuracy from "
-     f"{augments[0]} with its 95% Welch interval."],
-    table, sentences,
-    [f"![augmentation ablation](figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])
+    "What each piece of the fast recipe buys (notebook 04)",
+    [f"Every run: {budget.describe()}. Each arm is the full recipe with one piece changed, on the same seeds; "
+     f"differences in validation accuracy, paired by seed, with 95% intervals, Holm-corrected p-values, the effect "
+     f"each row's seeds detect at 80% power, and TOST at ±{100 * EQUIVALENCE_MARGIN:g} point"
+     f"{'' if EQUIVALENCE_MARGIN == 0.01 else 's'}.",
+     "", *plan.sentences(), "", *(f"{name}: {why}." for name, why in A.NOT_RUN.items())],
+    shown, list(table["sentence"]),
+    [C.findings(table, A.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "", test_sentence, "",
+     "![what each piece buys](figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])
 write_text(out / "experiments" / "04_augmentation_ablation.md", section)
 print(provenance)

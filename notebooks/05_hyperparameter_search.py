@@ -14,122 +14,174 @@
 # ---
 
 # %% [markdown]
-# # 05 · Hyperparameter search
+# # 05 · Hyperparameter search with Optuna
 #
-# Which settings of the seed recipe's knobs work best, and does the best beat the recipe itself?
-# A random search over the optimizer, learning rate, weight decay, batch size, label smoothing and
-# number of epochs, each trial a short run scored on the **validation split only**. The
-# best trial's configuration is then trained again on fresh seeds, beside the seed recipe's own
-# configuration on the same seeds, and only these runs are evaluated, once, on the test set. The test
-# set never chooses anything: the trials are not even evaluated on it.
+# Can the fast recipe's main knobs (learning rate, weight decay, batch size, label smoothing) be set
+# better than the recipe sets them, at a fixed number of epochs? An [Optuna](https://optuna.org) study
+# searches them:
 #
-# | knob | values searched |
-# |---|---|
-# | optimizer | Adam; SGD (momentum 0.9, Nesterov) |
-# | learning rate | Adam: 3e-4, 1e-3, 3e-3; SGD: 0.01, 0.03, 0.1 |
-# | weight decay (L2) | 0, 5e-4, 5e-3 |
-# | batch size | 64, 128, 256 |
-# | label smoothing | 0, 0.1 |
-# | epochs | half of, or all of, the experiments' epochs (5 or 10) |
+# - **TPE** proposes each trial's knobs from the trials so far; **successive halving** stops a trial
+#   whose validation accuracy after an epoch is behind its peers at that epoch.
+# - Every trial trains with the same seed and is scored on the **validation split only**: the trials
+#   never read a test image.
+# - The best few trials' knobs are then **trained again on fresh seeds**, beside the recipe's own knobs
+#   on the same seeds: one trial's score is optimistic (it won partly by luck), several seeds are not.
+#   The configuration with the best mean validation accuracy is chosen.
+# - Only the chosen configuration is evaluated on the **test set, once**, at the end.
 #
-# Trial 1 is always the seed recipe itself (Adam 1e-3, no weight decay, batch 128, no label
-# smoothing, no augmentation); the others are drawn at random, without repeats, from the 216
-# combinations. Every run uses the same augmentation (`SEARCH_AUGMENT`: none, the seed recipe's)
-# and the same training subset as notebook 04, so the seed recipe's re-trained runs are notebook 04's
-# `none` runs, reused. Trials are saved under `RUNS_DIR/search-trials/`, the re-trained runs
-# under `RUNS_DIR/experiments/`.
+# The study lives in Optuna storage: by default a journal file beside the run records
+# (`outputs/experiments/studies.journal`), or any database URL Optuna accepts (`STORAGE`, e.g.
+# `postgresql://user@host/db`). More machines can work on the same study meanwhile; each runs
 #
-# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
-# executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
-# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
+#     python -m cifar_utils worker --study NAME --storage URL [--trials N]
+#
+# with the name and storage printed below. A worker that dies mid-trial leaves a failed trial that
+# is run again once; no trial is lost or counted twice. This notebook creates the study, runs the
+# trials still missing in this process, and reads every result from the storage, so running it again
+# continues the study instead of starting over. A changed search (other budget, space or number of
+# trials) gets a study of its own name.
+#
+# The re-trained runs are saved under `RUNS_DIR` (default `outputs/experiments/runs/<digest>/`), keyed by
+# configuration and shared with notebook 04: the recipe's own runs are notebook 04's full recipe
+# when both use the same budget. Their records are committed; `RERUN=True` trains them again.
+#
+# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`,
+# which executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
+# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still
+# runs every cell.
 
 # %%
 # %matplotlib inline
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
-from pathlib import Path
 
-import matplotlib.pyplot as plt
+import dataclasses
+
 import pandas as pd
 from IPython.display import Markdown, display
 
+from cifar_utils import comparisons as C
 from cifar_utils import experiments as E
 from cifar_utils import notebook as NB
-from cifar_utils import paths, plots
-from cifar_utils import tables as T
+from cifar_utils import paths, plots, stats, studies
+from cifar_utils import search as S
 from cifar_utils.atomic import save_figure, write_text
 from cifar_utils.data import load_cifar10
+from cifar_utils.tables import markdown_table
 
 # %% tags=["parameters"]
-SMOKE = NB.smoke_default()  # 3 trials and 2 seeds of 1 epoch on 1000 images (on when $CIFAR_SMOKE is 1, or $CI is set)
-TRIALS = None  # search trials, the first being the seed recipe (None: 10; 3 in smoke mode)
-SEEDS = None  # seeds of the final re-training, 1..SEEDS (None: 5; 2 in smoke mode)
-EXPERIMENT_EPOCHS = None  # the recipe's epochs; trials try half and all of it (None: 10; 1 in smoke mode)
-EXPERIMENT_SUBSET = None  # training images (None: 10000; 1000 in smoke mode; 0: all 45,000)
-SEARCH_SEED = 0  # which random trials are drawn
-SEARCH_AUGMENT = None  # augmentation of every run (None: "none", the seed recipe's)
+SMOKE = NB.smoke_default()  # 2 trials, tiny widths, one epoch on 1000 images (on when $CIFAR_SMOKE is 1, or $CI is set)
+N_TRIALS = None  # trials the study runs in all, here and on other workers (None: 30; 2 in smoke mode)
+TOP_K = None  # best trials trained again on fresh seeds (None: 3; 2 in smoke mode)
+RETRAIN_SEEDS = None  # fresh seeds of that re-training, 1 to RETRAIN_SEEDS (None: 5; 2 in smoke mode)
+STUDY = None  # the study's name (None: one derived from the search's settings)
+STORAGE = None  # a journal file path or a database URL (None: the journal beside RUNS_DIR)
+SEARCH_SEED = 0  # seed of this process's TPE sampler
+EQUIVALENCE_MARGIN = 0.01  # TOST margin of the comparisons with the recipe (a fraction: 0.01 is one point)
+EXPERIMENT_EPOCHS = None  # epochs of every trial and run (None: the recipe's 8; 1 in smoke mode)
+EXPERIMENT_WIDTHS = None  # the fast net's three widths, e.g. [32, 128, 128] (None: the recipe's; [8, 16, 16] in smoke mode)
+EXPERIMENT_SUBSET = None  # training images (None: all 45,000; 1000 in smoke mode)
+EXPERIMENT_VAL_SIZE = None  # validation images held out (None: 5000; a subset keeps a fifth of its size)
+DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
+PRECISION = None  # "auto", "fp32", "bf16" (None: auto)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
 OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/outputs)
-RUNS_DIR = None  # runs are saved in RUNS_DIR/search-trials/ and RUNS_DIR/experiments/ (None: OUTPUT_DIR/runs)
-REUSE = True  # load a finished run of the same configuration instead of training it again
+RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
+RERUN = False  # train the re-trained runs again even when their records are there
 
 # %%
-settings = E.experiment_settings(SMOKE, seeds=SEEDS, epochs=EXPERIMENT_EPOCHS, train_subset=EXPERIMENT_SUBSET,
-                                 trials=TRIALS, augment=SEARCH_AUGMENT)
-trials = E.sample_trials(settings, seed=SEARCH_SEED)
+budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION)
+n_trials, top_k, retrain_seeds = E.search_settings(SMOKE, N_TRIALS, TOP_K, RETRAIN_SEEDS)
 out = paths.outputs_dir(OUTPUT_DIR)
-runs_dir = Path(RUNS_DIR or out / "runs")
+store = E.runs_store(out, RUNS_DIR)
+storage = STORAGE or str(store.parent / E.JOURNAL)
+base = E.base_config(budget, seed=0)  # every trial's seed; the re-training uses fresh ones
+space = S.SearchSpace(batch_size=(100, 200)) if SMOKE else S.SearchSpace()  # smoke: batches that give 1,000 images several steps
+study_name = STUDY or S.default_name(base, space, n_trials)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 if SMOKE:
     data = NB.smoke_dataset(data)
-print(f"{len(trials)} trials with seed {E.SEARCH_TRIAL_SEED}, {settings.augment}; then the best and the recipe on "
-      f"{settings.describe()}")
-pd.DataFrame(trials, index=pd.RangeIndex(1, len(trials) + 1, name="trial"))
+display(Markdown(f"Every trial and run: {budget.describe()}. Searched: {S.describe_space(space)}.\n\n"
+                 f"Study `{study_name}` in `{studies.describe(storage)}`, {n_trials} trials. Other machines join it with\n\n"
+                 f"    python -m cifar_utils worker --study {study_name} --storage {studies.describe(storage)}"))
 
 # %% [markdown]
-# ## The trials, scored on validation
+# ## The trials
 #
-# A trial whose loss diverges is kept as a result (NaN), not an error.
+# The trials still missing run here, one line each; the table then shows every trial in the
+# storage, whichever worker ran it. A trial whose loss diverged ends FAILED: a result, not an error.
 
 # %%
-trial_frame = E.train_runs(E.trial_configs(settings, trials), runs_dir / E.TRIALS_STORE, data,
-                          evaluate_test=False, reuse=REUSE)
-E.search_table(trial_frame)
+trials = S.run_search(study_name, storage, base, space, n_trials, dataset=data, seed=SEARCH_SEED)
+study, search = S.load_search(study_name, storage)
+shown_trials = S.format_trials(trials)
+shown_trials
 
 # %%
-fig = plots.plot_search(trial_frame, E.KNOBS)
+fig = plots.plot_trials(trials, title="Optuna search: validation accuracy of each trial")
 save_figure(fig, out / "figures" / "05_hyperparameter_search.png");
 
 # %% [markdown]
-# ## The best configuration, trained again and tested once
+# ## The best trials trained again on fresh seeds
 #
-# The best trial's validation score is optimistic: it won because it was high, partly by luck of its
-# seed. Fresh seeds give an honest estimate, and the seed recipe trained on the same seeds is the
-# comparison. Both are evaluated on the test set once, here.
+# The best trials' knobs and the recipe's own, each on the same fresh seeds, scored on validation.
+# Δ is each configuration's paired difference from the recipe, with its 95% interval and Holm's
+# correction across the table.
 
 # %%
-best = E.best_trial(trial_frame)
-baseline = E.baseline_knobs(settings)
-print("best trial:", E.describe_knobs(best))
-print("seed recipe:", E.describe_knobs(baseline))
-store = runs_dir / E.EVALUATED_STORE
-final = {"seed recipe": E.train_runs(E.retrain_configs(settings, baseline), store, data, evaluate_test=True, reuse=REUSE)}
-if best != baseline:
-    final["best trial"] = E.train_runs(E.retrain_configs(settings, best), store, data, evaluate_test=True, reuse=REUSE)
-else:
-    print("the seed recipe won the search: there is nothing to compare it with")
-final_frame = pd.concat([f.assign(configuration=name) for name, f in final.items()], ignore_index=True)
+best = S.best_trials(study, top_k)
+candidates = {"fast recipe": base, **{f"trial {t.number}": S.trial_config(search, t.params) for t in best}}
+configs = [dataclasses.replace(c, seed=s) for c in candidates.values() for s in range(1, retrain_seeds + 1)]
+labels = [{"configuration": name} for name in candidates for _ in range(retrain_seeds)]
+retrained = E.train_runs(configs, store, data, rerun=RERUN, allow_diverged=True, labels=labels)
+knobs = pd.DataFrame([{"configuration": name, **S.knob_values(c)} for name, c in candidates.items()])
+summary = E.validation_table(retrained, "configuration").join(knobs.set_index("configuration"))
+display(summary.drop(columns="mean"))
 
 # %%
-table, sentences = E.group_table(final_frame, "configuration", reference="seed recipe")
-display(table)
-display(Markdown("\n".join(f"- {s}" for s in sentences) or "(one configuration only)"))
+finite = retrained.groupby("configuration", sort=False)["val_accuracy"].transform(lambda v: v.notna().all())
+comparable = retrained[finite.astype(bool)]
+table = C.compare_arms(comparable, "configuration", "fast recipe", value="val_accuracy", delta=EQUIVALENCE_MARGIN,
+                       what="validation accuracy") if comparable["configuration"].eq("fast recipe").any() else None
+if table is not None and len(table):
+    display(C.format_table(table))
+    display(Markdown("\n".join(f"- {s}" for s in table["sentence"])))
+diverged = sorted(set(retrained["configuration"]) - set(comparable["configuration"]))
+if diverged:
+    display(Markdown(f"Diverged on some seed, so not candidates: {', '.join(diverged)}."))
 
 # %%
-fig = plots.plot_group_intervals(final_frame, "configuration", title="Best trial vs the seed recipe, fresh seeds (dots: seeds)")
+fig = plots.plot_group_intervals(retrained.dropna(subset=["val_accuracy"]), "configuration",
+                                 metrics=(("val_accuracy", "Validation"),),
+                                 title="The best trials and the recipe on fresh seeds (dots: seeds)")
 save_figure(fig, out / "figures" / "05_best_vs_recipe.png");
+
+# %% [markdown]
+# ## The chosen configuration on the test set, once
+#
+# The configuration with the best mean validation accuracy over the fresh seeds is chosen, and only
+# its runs are evaluated on the test set.
+
+# %%
+chosen = E.choose_by_validation(retrained, "configuration")
+chosen_config = candidates[chosen]
+tested = E.test_results([dataclasses.replace(chosen_config, seed=s) for s in range(1, retrain_seeds + 1)], store, data)
+test = stats.summarize(tested["test_accuracy"])
+complete = trials[trials["state"] == "COMPLETE"]
+vs_recipe = ""
+if table is not None and chosen in table.index:
+    vs_recipe = " " + table.loc[chosen, "sentence"]
+conclusion = (
+    f"The study ran {len(trials)} trials ({len(complete)} complete, {int((trials['state'] == 'PRUNED').sum())} pruned, "
+    f"{int((trials['state'] == 'FAIL').sum())} failed); the best reached {100 * complete['value'].max():.2f}% "
+    f"validation accuracy on one seed. Trained again on {retrain_seeds} fresh seeds, the best mean validation accuracy "
+    f"is that of {chosen} ({S.describe_knobs(chosen_config)}): {summary.loc[chosen, 'val accuracy % (mean ± std [95% CI])']}."
+    f"{vs_recipe} Evaluated once on {int(tested['test_images'].iloc[0]):,} test images, it scores "
+    f"{100 * test.mean:.2f}% mean test accuracy (95% t interval [{100 * test.ci_low:.2f}, {100 * test.ci_high:.2f}]%, "
+    f"{test.n} seeds)." if len(complete) else "No trial completed.")
+display(Markdown(conclusion))
 
 # %% [markdown]
 # ## Provenance and the section in `outputs/results.md`
@@ -137,21 +189,18 @@ save_figure(fig, out / "figures" / "05_best_vs_recipe.png");
 # The report puts this section into `outputs/results.md`.
 
 # %%
-ranked = E.search_table(trial_frame)
-runs_line = E.provenance_line(pd.concat([trial_frame, final_frame], ignore_index=True))
-if best != baseline:
-    retrained = f"The best, {E.describe_knobs(best)}, was then trained on {settings.describe()} beside the seed recipe"
-else:
-    retrained = f"The best was the seed recipe itself; it was then trained on {settings.describe()}"
+runs_line = E.provenance_line(retrained.dropna(subset=["val_accuracy"]))
 section = E.markdown_section(
-    "Hyperparameter search (notebook 05)",
-    [f"{len(trials)} random trials (seed {SEARCH_SEED}) of the seed recipe's knobs (augmentation: {settings.augment}), "
-     f"on {settings.train_subset or 45000:,} training images, scored on the validation split only. {retrained}, "
-     f"and only those runs were evaluated on the {len(data.test_images):,} test images.",
-     "", "### Trials, best first (validation only)", "", T.markdown_table(ranked), "",
-     "### The best trial against the seed recipe, fresh seeds, test set once"],
-    table, sentences,
-    ["![hyperparameter search](figures/05_hyperparameter_search.png)", "",
+    "Hyperparameter search with Optuna (notebook 05)",
+    [f"Every trial and run: {budget.describe()}. Searched with TPE and successive halving: {S.describe_space(space)}; "
+     f"study `{study_name}`, scored on validation only.", "", "### Trials, best first (validation only)", "",
+     markdown_table(shown_trials.sort_values("val accuracy %", ascending=False, na_position="last")), "",
+     f"### The best {len(best)} trial{'s' if len(best) != 1 else ''} and the recipe, {retrain_seeds} fresh seeds "
+     f"(validation)", "",
+     markdown_table(summary.drop(columns="mean"))],
+    C.format_table(table) if table is not None else summary.drop(columns="mean"),
+    list(table["sentence"]) if table is not None else [],
+    [conclusion, "", "![search](figures/05_hyperparameter_search.png)", "",
      "![best vs recipe](figures/05_best_vs_recipe.png)", "", f"Runs: {runs_line}"])
 write_text(out / "experiments" / "05_hyperparameter_search.md", section)
 print(runs_line)

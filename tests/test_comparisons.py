@@ -6,7 +6,7 @@ import pytest
 
 from cifar_utils import power as P
 from cifar_utils import stats
-from cifar_utils.comparisons import compare_arms
+from cifar_utils.comparisons import compare_arms, findings, format_table
 from cifar_utils.errors import ConfigError
 
 SEEDS = [1, 2, 3, 4, 5]
@@ -66,3 +66,18 @@ def test_differences_that_do_not_vary_cannot_be_judged():
 def test_bad_tables_are_refused_with_a_reason(frame, reference, message):
     with pytest.raises(ConfigError, match=message):
         compare_arms(frame, "arm", reference)
+
+
+def test_the_table_as_read_and_the_paragraph_over_it():
+    table = compare_arms(_frame(), "arm", "full", delta=0.005)
+    shown = format_table(table)
+    row = table.loc["no smoothing"]
+    assert shown.loc["no smoothing", "Δ points [95% CI]"] == f"{row['delta']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    assert shown.loc["no tta", "equivalent"] == "yes" and shown.loc["no whitening", "equivalent"] == "no"
+    assert shown.loc["no smoothing", "p Holm"] == f"{row['p_holm']:.3g}"
+    text = findings(table, "full", 0.005)
+    assert text.startswith("Of 3 comparisons with full (test accuracy, paired by seed, Holm-corrected at α = 0.05),")
+    assert "1 differs from it: no smoothing (-1.00 points)." in text
+    assert "no tta is equivalent to it within ±0.50 points (TOST)." in text
+    reach = table.loc["no whitening", "detectable"]
+    assert f"no whitening: not resolvable at this budget; its n detects about {reach:.2f} points" in text

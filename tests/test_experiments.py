@@ -1,106 +1,209 @@
-"""experiments.py: settings, run folders and reuse, the ablation table and the search's choice."""
+"""experiments.py and ablation.py: the budget, the arms, run records reused without weights, the test once,
+the number of seeds from a pilot, the choice on validation, and the search's figure and study name."""
+import json
 import math
 
+import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 
+from cifar_utils import ablation as A
 from cifar_utils import experiments as E
-from cifar_utils import stats
+from cifar_utils import plots, runs
+from cifar_utils import power as P
+from cifar_utils import search as S
+from cifar_utils.comparisons import compare_arms
+from cifar_utils.config import RECIPES
 from cifar_utils.data import load_cifar10
-from cifar_utils.errors import ConfigError
+from cifar_utils.errors import CifarError, ConfigError
+
+matplotlib.use("Agg")
 
 
-def test_settings_defaults_smoke_and_overrides():
-    full, smoke = E.experiment_settings(), E.experiment_settings(smoke=True)
-    assert (full.seeds, full.epochs, full.train_subset, full.trials) == ((1, 2, 3, 4, 5), 10, 10000, 10)
-    assert (len(smoke.seeds), smoke.epochs, smoke.train_subset) == (2, 1, 1000)
-    given = E.experiment_settings(smoke=True, seeds=3, epochs=2, train_subset=0, trials=4)
-    assert (given.seeds, given.epochs, given.train_subset, given.trials) == ((1, 2, 3), 2, None, 4)
+def tiny_budget(**changes):
+    """Seconds a run on the synthetic data: 100 training images (20 validation) in one batch, one epoch."""
+    return E.budget(smoke=True, train_subset=100, val_size=100, device="cpu", precision="fp32", **changes)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"seeds": 1}, "SEEDS must be a whole number of at least 2"),
-    ({"epochs": 0}, "EXPERIMENT_EPOCHS"),
-    ({"trials": 2.5}, "TRIALS"),
-    ({"train_subset": 5}, "EXPERIMENT_SUBSET"),
-    ({"augment": "rotate"}, "unknown augment 'rotate'"),
-])
-def test_bad_settings_are_refused_with_the_parameter_named(kwargs, message):
-    with pytest.raises(ConfigError, match=message):
-        E.experiment_settings(**kwargs)
+@pytest.fixture(scope="module")
+def data(synthetic_root):
+    return load_cifar10(synthetic_root, verify=False, download=False)
 
 
-def test_run_folder_is_unique_to_the_configuration():
-    s = E.experiment_settings()
-    a, b = E.ablation_configs(s, augments=["flip"])[:2]
-    assert E.run_folder("store", a) == E.run_folder("store", E.base_config(s, augment="flip", seed=1))
-    assert E.run_folder("store", a) != E.run_folder("store", b)
-    assert E.run_folder("store", a).name.startswith("seed_cnn-flip-seed1-")
+# ----------------------------------------------------------------------------- budget and arms
 
 
-def test_ablation_covers_every_augmentation_and_seed():
-    s = E.experiment_settings(seeds=3)
-    configs = E.ablation_configs(s)
-    assert {(c.augment, c.seed) for c in configs} == {(a, k) for a in E.ABLATION_AUGMENTS for k in (1, 2, 3)}
-    assert all(c.epochs == 10 and c.train_subset == 10000 and c.optimizer == "adam" for c in configs)
-    with pytest.raises(ConfigError, match="unknown augmentation 'rotate'"):
-        E.ablation_configs(s, augments=["rotate"])
+def test_budget_defaults_smoke_and_refusals():
+    full, smoke = E.budget(), E.budget(smoke=True)
+    assert (full.epochs, full.widths, full.train_subset, full.val_size, full.batch_size) == (8, None, None, 5000, None)
+    assert smoke.widths == (8, 16, 16) and smoke.epochs == 1 and smoke.val_images == smoke.train_subset // 5
+    assert E.budget(widths=[32, 128, 128], train_subset=0).widths == (32, 128, 128)
+    for kwargs, message in (({"epochs": 0}, "EXPERIMENT_EPOCHS"), ({"widths": [8, 16]}, "EXPERIMENT_WIDTHS"),
+                            ({"train_subset": 5}, "EXPERIMENT_SUBSET"), ({"val_size": 0}, "EXPERIMENT_VAL_SIZE"),
+                            ({"precision": "fp8"}, "unknown precision 'fp8'")):
+        with pytest.raises(ConfigError, match=message):
+            E.budget(**kwargs)
 
 
-def test_trials_start_with_the_recipe_are_distinct_and_repeatable():
-    s = E.experiment_settings()
-    trials = E.sample_trials(s, n=12, seed=3)
-    assert trials[0] == E.baseline_knobs(s)
-    assert len({tuple(sorted(t.items())) for t in trials}) == 12
-    assert trials == E.sample_trials(s, n=12, seed=3) != E.sample_trials(s, n=12, seed=4)
-    assert all(t["lr"] in E.SEARCH_SPACE["lr"][t["optimizer"]] and t["epochs"] in (5, 10) for t in trials)
-    sgd = E.trial_configs(s, [t for t in trials if t["optimizer"] == "sgd"][:1])[0]
-    assert sgd.nesterov and sgd.momentum == 0.9 and sgd.seed == E.SEARCH_TRIAL_SEED
-    with pytest.raises(ConfigError, match="search space holds only"):
-        E.sample_trials(s, n=10_000)
+def test_every_arm_is_the_full_recipe_with_its_own_change_only():
+    budget = E.budget(widths=[32, 64, 128])
+    full = A.arm_config(budget, A.FULL, seed=3).to_dict()
+    assert full["model_kwargs"]["widths"] == [32, 64, 128] and full["model_kwargs"]["head_scale"] == 1 / 128
+    assert {k: full[k] for k in ("optimizer", "augment", "tta", "epochs", "val_size")} == {
+        "optimizer": "muon", "augment": "alt_flip+translate2", "tta": "mirror+translate", "epochs": 8, "val_size": 5000}
+    for arm, change in A.ARMS.items():
+        if change is None:
+            continue
+        config = A.arm_config(budget, arm, seed=3).to_dict()
+        differs = {k for k in full if config[k] != full[k]}
+        assert differs and differs <= set(change), arm  # SGD's momentum and Nesterov are the recipe's own
+        assert config["seed"] == 3
+    sgd = A.arm_config(budget, "SGD instead of Muon", 1)
+    assert sgd.optimizer == "sgd" and sgd.lr == RECIPES["fast10"]["lr"] and sgd.lr_per_1024
+    assert sgd.model_kwargs["head_scale"] == 1 / 9 and sgd.model_kwargs["widths"] == [32, 64, 128]
 
 
-def _trials_frame(val, loss, test=None):
-    knobs = [dict(E.baseline_knobs(E.experiment_settings()), lr=lr) for lr in (1e-3, 3e-3, 3e-4)]
-    return pd.DataFrame([{**k, "val_accuracy": v, "val_loss": l, "test_accuracy": t, "seconds": 1.0}
-                         for k, v, l, t in zip(knobs, val, loss, test or [None] * 3)])
+def test_the_runs_to_train_pair_every_arm_with_the_full_recipe_on_the_same_seeds():
+    configs, labels = A.runs_to_train(E.budget(), ["augment none", A.NO_TTA, "augment none"], range(1, 4))
+    pairs = [(label["arm"], c.seed) for c, label in zip(configs, labels)]
+    assert pairs == [(A.FULL, s) for s in (1, 2, 3)] + [("augment none", s) for s in (1, 2, 3)]  # NO_TTA trains nothing
+    with pytest.raises(ConfigError, match="unknown arm 'rotate' in ARMS"):
+        A.check_arms(["augment none", "rotate"])
+    assert "no option to leave its whitening layer out" in A.NOT_RUN["no whitening"]
 
 
-def test_best_trial_is_chosen_on_validation_with_loss_breaking_ties():
-    assert E.best_trial(_trials_frame([0.6, 0.7, 0.7], [1.0, 0.9, 0.8]))["lr"] == 3e-4
-    assert E.best_trial(_trials_frame([0.6, math.nan, 0.5], [1.0, math.nan, 0.8]))["lr"] == 1e-3
-    assert list(E.search_table(_trials_frame([0.6, 0.7, 0.5], [1.0, 0.9, 0.8]))["val accuracy %"]) == [70.0, 60.0, 50.0]
+# ----------------------------------------------------------------------------- run records
 
 
-def test_best_trial_refuses_trials_that_carry_test_results():
-    with pytest.raises(ConfigError, match="validation only"):
-        E.best_trial(_trials_frame([0.6, 0.7, 0.5], [1.0, 0.9, 0.8], test=[0.6, 0.7, 0.9]))
+def test_a_run_is_reused_from_its_records_alone_and_rerun_trains_it_again(data, tmp_path):
+    store, config = tmp_path / "runs", A.arm_config(tiny_budget(), A.FULL, seed=1)
+    folder = E.run_folder(store, config)
+    assert folder.name == E.config_digest(config) and folder != E.run_folder(store, A.arm_config(tiny_budget(), A.FULL, 2))
+    first = E.train_runs([config], store, data)
+    assert not first["reused"].any() and (folder / runs.CHECKPOINT).is_file()
+    assert math.isfinite(first["val_accuracy_no_tta"].iloc[0])  # what test-time augmentation adds is recorded
+    # A fresh clone holds the records (config, history, metrics) and no weights: nothing is trained.
+    (folder / runs.CHECKPOINT).unlink()
+    again = E.train_runs([config], store, data)
+    assert again["reused"].all() and not (folder / runs.CHECKPOINT).exists()
+    assert again["val_accuracy"].iloc[0] == first["val_accuracy"].iloc[0]
+    rerun = E.train_runs([config], store, data, rerun=True)
+    assert not rerun["reused"].any() and (folder / runs.CHECKPOINT).is_file()
+    # Records of another configuration in the folder are not this run's.
+    (folder / runs.CHECKPOINT).unlink()
+    saved = json.loads((folder / runs.CONFIG).read_text())
+    (folder / runs.CONFIG).write_text(json.dumps({**saved, "lr": 0.5}))
+    assert E.reusable_record(config, folder) is None
+    assert not E.train_runs([config], store, data)["reused"].any()
 
 
-def test_group_table_compares_each_group_with_the_reference():
-    frame = pd.DataFrame({"augment": ["none"] * 3 + ["flip"] * 3,
-                          "val_accuracy": [0.60, 0.61, 0.62, 0.70, 0.71, 0.72],
-                          "test_accuracy": [0.59, 0.60, 0.61, 0.69, 0.71, 0.70]})
-    table, sentences = E.group_table(frame, "augment", "none")
-    assert list(table.index) == ["none", "flip"] and list(table["n"]) == [3, 3]
-    assert table.loc["none", "val accuracy % (mean ± std [95% CI])"].startswith("61.00 ± 1.00 [")
-    expected = stats.welch_test([0.69, 0.71, 0.70], [0.59, 0.60, 0.61])
-    assert table.loc["flip", "p (Welch)"] == f"{expected.p_value:.3g}"
-    assert len(sentences) == 1 and sentences[0].startswith("flip vs none: +10.00 points")
-    with pytest.raises(ConfigError, match="reference 'rotate'"):
-        E.group_table(frame, "augment", "rotate")
-
-
-def test_train_runs_reuses_finished_runs_and_keeps_the_test_set_out_of_trials(synthetic_root, tmp_path):
-    data = load_cifar10(synthetic_root, verify=False)
-    s = E.experiment_settings(smoke=True, train_subset=100)
-    configs = [c.__class__.from_dict({**c.to_dict(), "val_size": 100}) for c in E.ablation_configs(s, augments=["none"])]
+def test_rows_done_earlier_are_taken_not_trained_again(data, tmp_path):
+    store = tmp_path / "runs"
+    config = A.arm_config(tiny_budget(), A.FULL, seed=1)
+    pilot = E.train_runs([config], store, data, labels=[{"arm": A.FULL}])
     lines = []
-    first = E.train_runs(configs, tmp_path / "ev", data, evaluate_test=True, log=lines.append)
-    again = E.train_runs(configs, tmp_path / "ev", data, evaluate_test=True, log=lines.append)
-    assert not first["reused"].any() and again["reused"].all()
-    assert list(first["val_accuracy"]) == list(again["val_accuracy"])
-    assert first["test_accuracy"].notna().all() and "(reused)" in lines[-1]
-    trials = E.train_runs(configs[:1], tmp_path / "tr", data, evaluate_test=False, log=lines.append)
-    assert trials["test_accuracy"].isna().all()
-    assert "2 runs (0 trained now, 2 reused)" in E.provenance_line(again)
+    again = E.train_runs([config], store, data, rerun=True, labels=[{"arm": A.FULL}], done=pilot, log=lines.append)
+    assert again.to_dict("records") == pilot.to_dict("records") and lines == []
+
+
+def test_the_test_set_is_read_once_at_the_end_and_kept_in_the_records(data, tmp_path):
+    store, config = tmp_path / "runs", A.arm_config(tiny_budget(), A.FULL, seed=1)
+    frame = E.train_runs([config], store, data)
+    assert not any(c.startswith("test_") for c in frame.columns)
+    folder = E.run_folder(store, config)
+    assert runs.read_json(folder / runs.METRICS)["test_accuracy"] is None  # training never looked at it
+    lines = []
+    first = E.test_results([config], store, data, log=lines.append)
+    assert len(lines) == 1 and first["test_images"].iloc[0] == len(data.test_labels)
+    (folder / runs.CHECKPOINT).unlink()  # a clone: the result comes from metrics.json
+    assert E.test_results([config], store, data, log=lines.append).equals(first) and len(lines) == 1
+    other = A.arm_config(tiny_budget(), A.FULL, seed=2)
+    E.train_runs([other], store, data)
+    (E.run_folder(store, other) / runs.CHECKPOINT).unlink()
+    with pytest.raises(CifarError, match="without a test result and without its weights.*RERUN=True"):
+        E.record_test(other, store, data)
+
+
+def test_no_tta_is_scored_from_the_full_recipes_runs():
+    frame = pd.DataFrame({"arm": [A.FULL, A.FULL, "augment none", "augment none"], "seed": [1, 2, 1, 2],
+                          "val_accuracy": [0.9, 0.91, 0.8, 0.82], "val_accuracy_no_tta": [0.88, 0.9, 0.79, 0.8]})
+    values = A.scores(frame, ["augment none", A.NO_TTA])
+    assert values[values["arm"] == A.NO_TTA]["val_accuracy"].tolist() == [0.88, 0.9]
+    assert len(values) == 6
+    with pytest.raises(ConfigError, match="RERUN=True"):
+        A.scores(frame.assign(val_accuracy_no_tta=math.nan), [A.NO_TTA])
+
+
+# ----------------------------------------------------------------------------- how many seeds
+
+
+def test_auto_picks_the_seeds_that_detect_the_target_and_says_when_the_cap_binds():
+    pilot = [0.930, 0.932, 0.929]
+    sd = np.std(pilot, ddof=1)
+    plan = A.plan_seeds(pilot, "auto", max_seeds=20, target=0.01)
+    assert plan.needed == P.seeds_needed(math.sqrt(2) * sd, 0.01) and plan.n == max(plan.needed, 3) and not plan.capped
+    assert plan.detectable <= 0.01
+    assert "needs" in plan.sentences()[1] and f"{100 * sd:.3f} points" in plan.sentences()[0]
+    noisy = A.plan_seeds([0.90, 0.93, 0.95], "auto", max_seeds=6, target=0.01)
+    assert noisy.capped and noisy.n == 6 and noisy.needed > 6 and noisy.detectable > 0.01
+    assert "this budget cannot resolve 1 point" in noisy.sentences()[1]
+    fixed = A.plan_seeds(pilot, 4)
+    assert fixed.n == 4 and fixed.detectable == pytest.approx(P.minimal_detectable_effect(math.sqrt(2) * sd, 4))
+    flat = A.plan_seeds([0.5, 0.5], "auto", max_seeds=3)
+    assert flat.n == 3 and math.isnan(flat.detectable) and "did not vary" in flat.sentences()[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("auto", 20, 1), "PILOT_SEEDS and MAX_SEEDS"), (("auto", 2, 3), "PILOT_SEEDS and MAX_SEEDS"),
+    ((1, 20, 3), "N_SEEDS must be 'auto' or a whole number of at least 2"), (("many", 20, 3), "N_SEEDS"),
+])
+def test_bad_seed_settings_are_refused_with_the_parameter_named(args, message):
+    with pytest.raises(ConfigError, match=message):
+        A.seed_settings(False, *args)
+
+
+def test_search_settings_resolve_and_refuse():
+    assert E.search_settings() == (30, 3, 5) and E.search_settings(smoke=True) == (2, 2, 2)
+    with pytest.raises(ConfigError, match="RETRAIN_SEEDS must be a whole number of at least 2"):
+        E.search_settings(seeds=1)
+
+
+# ----------------------------------------------------------------------------- the choice and the figures
+
+
+def test_the_choice_is_made_on_validation_and_skips_a_configuration_that_diverged():
+    frame = pd.DataFrame({"configuration": ["recipe"] * 2 + ["trial 3"] * 2 + ["trial 7"] * 2, "seed": [1, 2] * 3,
+                          "val_accuracy": [0.90, 0.91, 0.92, 0.93, 0.99, math.nan]})
+    assert E.choose_by_validation(frame, "configuration") == "trial 3"
+    assert E.validation_table(frame, "configuration").loc["trial 7", "diverged"] == 1
+    with pytest.raises(ConfigError, match="validation only"):
+        E.choose_by_validation(frame.assign(test_accuracy=0.5), "configuration")
+
+
+def test_the_trials_figure_keeps_a_broken_trial_from_flattening_the_rest():
+    values = [0.90, 0.91, 0.905, 0.10, 0.915, 0.912]
+    trials = pd.DataFrame({"state": ["COMPLETE"] * 6 + ["FAIL", "PRUNED"], "value": values + [math.nan, math.nan],
+                           "last_value": values + [math.nan, 0.85]}, index=pd.RangeIndex(8, name="number"))
+    fig = plots.plot_trials(trials)
+    bottom, top = fig.axes[0].get_ylim()
+    assert 10 < bottom < 85 and top > 91.5  # the trial at 10% sits on the edge, the pruned one at 85% is shown
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "complete, below the axis" in labels and "failed (diverged or stopped)" in labels
+
+
+def test_the_forest_plot_has_a_line_at_zero_and_one_row_per_arm():
+    frame = pd.DataFrame([{"arm": a, "seed": s, "val_accuracy": v + 0.001 * s * (a == "b")}
+                          for a, v in (("full", 0.9), ("b", 0.88), ("c", 0.9)) for s in (1, 2, 3)])
+    fig = plots.plot_forest(compare_arms(frame, "arm", "full", value="val_accuracy"), "full", margin=0.01)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["c", "b"]
+    assert any(line.get_xdata()[0] == 0 and line.get_xdata()[1] == 0 for line in ax.get_lines())
+
+
+def test_a_changed_search_gets_a_study_of_its_own():
+    base = E.base_config(tiny_budget())
+    name = S.default_name(base, S.SearchSpace(), 10)
+    assert name == S.default_name(base, S.SearchSpace(), 10) and name.startswith("fast-search-")
+    assert name != S.default_name(base, S.SearchSpace(), 11) != S.default_name(base.__class__.from_dict(
+        {**base.to_dict(), "epochs": 2}), S.SearchSpace(), 10)

@@ -164,10 +164,11 @@ def no_download(monkeypatch):
     (["-p", "RECIPE", "nope"], "unknown recipe 'nope'"),
     (["-p", "RUNS", "['no-such-run']"], "run folder no-such-run does not exist"),
     (["-p", "RUN_NAME", "../escape"], "RUN_NAME must be a plain folder name"),
-    (["-p", "SEEDS", "1"], "SEEDS must be a whole number of at least 2"),
-    (["-p", "TRIALS", "1000"], "TRIALS is 1000 but the search space holds only"),
-    (["-p", "AUGMENTS", "['none', 'rotate']"], "unknown augmentation 'rotate'"),
-    (["-p", "SEARCH_AUGMENT", "blur"], "unknown augment 'blur'"),
+    (["-p", "N_SEEDS", "1"], "N_SEEDS must be 'auto' or a whole number of at least 2"),
+    (["-p", "PILOT_SEEDS", "5", "-p", "MAX_SEEDS", "3"], "2 <= PILOT_SEEDS <= MAX_SEEDS"),
+    (["-p", "N_TRIALS", "0"], "N_TRIALS must be a whole number of at least 1"),
+    (["-p", "ARMS", "['augment none', 'rotate']"], "unknown arm 'rotate' in ARMS"),
+    (["-p", "EXPERIMENT_WIDTHS", "[8, 16]"], "EXPERIMENT_WIDTHS must be three positive whole numbers"),
     (["-p", "CORRUPTIONS", "['contrast', 'fog']"], "unknown corruption 'fog'; choose from: gaussian_noise"),
     (["-p", "SEVERITIES", "[1, 6]"], "severity must be one of (1, 2, 3, 4, 5), got 6"),
 ])
@@ -257,7 +258,10 @@ def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
         _fake_notebook(folder / name, _FIGURE.format(name=stem),
                        "from cifar_utils.atomic import write_text\n"
                        f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
-                       params="RUNS_DIR = None")
+                       # the run records go straight to the output folder, not the staging one
+                       "assert Path(RUNS_DIR).parts[-2:] == ('experiments', 'runs') and 'staging' not in RUNS_DIR, RUNS_DIR\n"
+                       "assert RERUN is False, RERUN",
+                       params="RUNS_DIR = None\nRERUN = None")
     # 06 gets the runs 03 gets, and a corruption cache outside the staging folder (it outlives the report).
     stem = Path(R.ROBUSTNESS_NOTEBOOK).stem
     _fake_notebook(folder / R.ROBUSTNESS_NOTEBOOK, _FIGURE.format(name=stem),
