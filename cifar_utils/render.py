@@ -76,6 +76,8 @@ class PathDisplay:
                     Path(self.data_root).resolve().name if self.data_root else ""),
                    (Path(sys.prefix).resolve(), "<python>"),  # the environment, in a warning's file name
                    (Path.home().resolve(), "~")]
+        if _within(anchors[4][0], anchors[0][0]) is not None:  # a .venv inside the project: still the environment
+            anchors.insert(0, anchors.pop(4))
         return [(base, label) for base, label in anchors if base is not None]
 
     def shown(self, path: str | os.PathLike) -> str:

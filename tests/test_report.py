@@ -266,7 +266,7 @@ def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
     stem = Path(R.ROBUSTNESS_NOTEBOOK).stem
     _fake_notebook(folder / R.ROBUSTNESS_NOTEBOOK, _FIGURE.format(name=stem),
                    "assert Path(RUNS[0]).name == 'seed-seed_cnn-seed0-smoke' and Path(RUNS[1]).name == 'earlier-run', RUNS\n"
-                   "assert '.report-staging' not in CACHE_DIR and CACHE_DIR.endswith('cache/corruptions'), CACHE_DIR\n"
+                   "assert '-staging-' not in CACHE_DIR and CACHE_DIR.endswith('cache/corruptions'), CACHE_DIR\n"
                    "from cifar_utils.atomic import write_text\n"
                    f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
                    params="RUNS = None\nCACHE_DIR = None")
