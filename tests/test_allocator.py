@@ -36,7 +36,7 @@ def test_freed_memory_stays_in_the_process_by_default_and_goes_back_with_system(
     system = _probe("system")
     setting, kept = system.stdout.split("\n")[:2]
     assert setting == "system default"
-    assert int(kept) < 8 * 2**20  # glibc unmapped it on free
+    assert int(kept) < 32 * 2**20  # glibc unmapped it on free (what stays is torch's own first-use memory, ~8 MiB)
 
 
 def test_a_wrong_allocator_setting_is_refused_with_the_choices():
