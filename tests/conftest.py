@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from cifar_utils.data import FOLDER, write_synthetic_cifar10
 
@@ -26,3 +27,13 @@ def real_data(real_root):
     from cifar_utils.data import load_cifar10
 
     return load_cifar10(real_root, download=False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test, restored after: child processes and the test then share the 2 cores
+    without oversubscribing them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
