@@ -52,3 +52,26 @@ def smoke_dataset(dataset):
     return dataclasses.replace(dataset, test_images=dataset.test_images[:SMOKE_TEST_IMAGES],
                                test_labels=dataset.test_labels[:SMOKE_TEST_IMAGES])
 
+
+
+def run_story(record) -> str:
+    """One sentence on what this run did in this session, for the notebook to show: trained here, resumed
+    after an interruption, or reused from a finished run (with where, when and at which commit it was trained).
+    `record` is the RunRecord that training.fit_or_reuse returned."""
+    m = record.metrics or {}
+    prov = m.get("provenance") or {}
+    folder = f"`{record.run_dir}`" if record.run_dir else "memory (no run folder)"
+    epochs, config = len(record.history), record.config
+    where = (f"on {prov.get('device_name', 'an unrecorded device')} at {config.precision}, commit "
+             f"{prov.get('git_commit', 'unknown')}")
+    timing = (f"{m['seconds']:.0f} s for training and evaluation ({m.get('images_per_second', 0):.0f} training "
+              f"images/s)" if m.get("seconds") is not None else "no recorded time")
+    if record.reused:
+        return (f"**Reused, not trained:** {folder} already held this configuration finished ({epochs} epochs), "
+                f"trained {prov.get('date', 'at an unrecorded date')} {where}, {timing}. "
+                f"Set `REUSE = False` (or delete the folder) to train it again.")
+    if record.resumed_after is not None:
+        return (f"**Resumed:** {folder} held an interrupted run with {record.resumed_after} of {config.epochs} epochs "
+                f"finished; epochs {record.resumed_after + 1}–{config.epochs} were trained now {where}. The time covers "
+                f"this session only: {timing}.")
+    return f"**Trained now:** {epochs} epochs {where}, {timing}; saved in {folder}."

@@ -4,6 +4,8 @@ Each function returns a matplotlib Figure; saving is the caller's choice (`atomi
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -28,7 +30,31 @@ def plot_curves(history: list[dict], title: str | None = None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if note := curves_note(history):
+        add_caption(fig, note)
     return fig
+
+
+def curves_note(history: list[dict]) -> str | None:
+    """Why training accuracy lies below validation accuracy, when it does, naming the epochs."""
+    below = [h["epoch"] for h in history if h["train_acc"] < h["val_acc"]]
+    if not below:
+        return None
+    span = f"epoch {below[0]}" if len(below) == 1 else f"epochs {', '.join(map(str, below))}"
+    return (f"Training accuracy lies below validation in {span}: it is the running mean over the epoch's batches, "
+            f"taken while the weights still improve and with dropout and augmentation on; validation is measured "
+            f"once, at the end of the epoch, in evaluation mode.")
+
+
+def add_caption(fig, text: str, width: int = 130) -> None:
+    """A caption under the figure: the space below the axes grows to hold the wrapped text."""
+    lines = textwrap.wrap(text, width)
+    height = fig.get_figheight()
+    extra = 0.22 * len(lines) + 0.1  # inches of caption
+    fig.set_figheight(height + extra)
+    fig.subplots_adjust(bottom=(fig.subplotpars.bottom * height + extra) / (height + extra),
+                        top=1 - (1 - fig.subplotpars.top) * height / (height + extra))
+    fig.text(0.01, 0.01, "\n".join(lines), ha="left", va="bottom", fontsize=9, color="#444")
 
 
 # ----------------------------------------------------------------------------- the dataset
@@ -54,7 +80,7 @@ def plot_class_balance(counts: dict, classes):
         ax.bar(x + (i - (len(counts) - 1) / 2) * width, [int(v) for v in values], width, label=split)
     ax.set_xticks(x, classes, rotation=30)
     ax.set(ylabel="Images", title="Class balance per split")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes: over the bars it hid the last class
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -297,4 +323,28 @@ def plot_trials(trials, fence: float = 1.5, title: str | None = None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
+    return fig
+
+
+def plot_pareto(table, title: str | None = None, machine: str | None = None):
+    """Test accuracy against median training seconds, one line per architecture through its rungs (epochs
+    annotated, seed SD as error bars), the Pareto-front rungs ringed; `table` as architectures.rung_table gives it."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for name, group in table.groupby("architecture", sort=False):
+        group = group.sort_values("median train s")
+        ax.errorbar(group["median train s"], group["test accuracy %"], yerr=group["std"].fillna(0), fmt="o-",
+                    capsize=3, label=name)
+        for _, row in group.iterrows():
+            ax.annotate(f"{int(row['epochs'])} ep", (row["median train s"], row["test accuracy %"]),
+                        textcoords="offset points", xytext=(4, -12), fontsize=8, color="#555")
+    front = table[table["Pareto"]]
+    ax.scatter(front["median train s"], front["test accuracy %"], s=180, facecolors="none", edgecolors="black",
+               linewidths=1.2, label="Pareto front", zorder=3)
+    ax.set_xscale("log")
+    ax.set(xlabel="Training seconds (median over seeds, log scale)", ylabel="Test accuracy (%)", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    if machine:
+        add_caption(fig, f"Measured on {machine}; another machine moves the points along the time axis.")
     return fig

@@ -233,6 +233,7 @@ class RunRecord:
     metrics: dict | None
     run_dir: Path | None
     reused: bool = False  # loaded from a finished run of the same configuration, not trained
+    resumed_after: int | None = None  # the epochs an interrupted run had finished when this process continued it
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> RunRecord:
@@ -326,6 +327,27 @@ def select_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
         raise CifarError(f"no runs found in {runs_dir}; train one first (run notebooks/02_training.ipynb, or "
                          f"python -m cifar_utils train), or name run folders in RUNS")
     return found
+
+
+def filter_runs(run_dirs, where: dict | None = None) -> list[Path]:
+    """The runs whose config.json matches every {config field: value or list of values} in `where`
+    (e.g. {"model": "fast", "augment": ["none", "flip"]}); None or {} keeps them all. A field that no
+    TrainConfig has is a ConfigError naming the fields there are."""
+    if not where:
+        return list(run_dirs)
+    if not isinstance(where, dict):
+        raise ConfigError(f"a run filter is a dict of config fields and values, e.g. {{'model': 'fast'}}; got {where!r}")
+    unknown = sorted(set(where) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"cannot filter runs on {', '.join(unknown)}: not a training knob; use config fields such as "
+                          f"model, optimizer, lr, augment, epochs, seed")
+    wanted = {k: (list(v) if isinstance(v, (list, tuple, set)) else [v]) for k, v in where.items()}
+    kept = []
+    for run_dir in run_dirs:
+        config = read_json(Path(run_dir) / CONFIG)
+        if all(config.get(k) in values for k, values in wanted.items()):
+            kept.append(Path(run_dir))
+    return kept
 
 
 # ----------------------------------------------------------------------------- resuming

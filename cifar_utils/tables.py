@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import runs
+from .config import AVERAGING, FIELDS, TTA_MODES, TrainConfig
 
 
 def fmt(value, spec: str) -> str:
@@ -57,6 +58,31 @@ def history_frame(history: list[dict]):
     return pd.DataFrame(history_rows(history), columns=SEED_TABLE_HEADER).set_index("Epoch")
 
 
+# The knobs every run is described by; the others are shown only where the run moves them from the default.
+CORE_KNOBS = ("model", "optimizer", "lr", "epochs", "batch_size", "augment", "schedule", "seed", "val_size",
+              "precision", "device")
+
+
+# Knobs that only matter once another knob turns them on: (knob, its values that use them) -> the knobs.
+KNOBS_IN_USE = {("optimizer", ("sgd", "muon")): ("momentum", "nesterov"),
+                ("optimizer", ("muon",)): ("muon_momentum",),
+                ("averaging", AVERAGING[1:]): ("averaging_decay", "averaging_every"),
+                ("tta", TTA_MODES[1:]): ("tta_share",)}
+
+
+def config_frame(config, name: str = "value"):
+    """The knobs that describe `config`: the core ones, every one set away from its default and every one a
+    setting of the run puts to use (Muon's momentum under optimizer muon), one row each with its help text.
+    A fast-recipe knob the run leaves at its default and does not use is not listed."""
+    default = TrainConfig()
+    values = config.to_dict()
+    in_use = {k for (knob, settings), knobs in KNOBS_IN_USE.items() if values.get(knob) in settings for k in knobs}
+    rows = {field: (value, FIELDS[field].metadata["help"]) for field, value in values.items()
+            if field in CORE_KNOBS or field in in_use or value != getattr(default, field)}
+    frame = pd.DataFrame([(k, _cell(v), h) for k, (v, h) in rows.items()], columns=["knob", name, "what it is"])
+    return frame.set_index("knob")
+
+
 # ----------------------------------------------------------------------------- the data and a run's test predictions
 
 
@@ -92,7 +118,7 @@ def confused_pairs_table(pairs, classes):
 # ----------------------------------------------------------------------------- runs side by side
 
 
-COMPARISON_COLUMNS = ("Run", "Model", "Optimizer", "LR", "Augment", "Epochs", "Train images", "Best val accuracy",
+COMPARISON_COLUMNS = ("Run", "Kind", "Model", "Optimizer", "LR", "Augment", "Epochs", "Train images", "Best val accuracy",
                       "Final val accuracy", "Test accuracy", "Test loss", "Test images", "Wall time (s)", "Device")
 
 
@@ -113,7 +139,8 @@ def run_summary(run_dir: str | os.PathLike) -> dict:
     else:
         test = (analysis.get("test_accuracy"), analysis.get("test_loss"), analysis.get("test_images"))
     prov = metrics.get("provenance") or config.get("provenance") or {}
-    return {"Run": run_dir.name, "Model": config.get("model"), "Optimizer": config.get("optimizer"),
+    kind = "trained run" if (run_dir / runs.CHECKPOINT).is_file() else "experiment record"
+    return {"Run": run_dir.name, "Kind": kind, "Model": config.get("model"), "Optimizer": config.get("optimizer"),
             "LR": fmt(config.get("lr"), "g"), "Augment": config.get("augment"),
             "Epochs": f"{len(history)}/{config.get('epochs')}", "Train images": metrics.get("train_images", "n/a"),
             "Best val accuracy": fmt(max(val) if val else None, ".2%"),

@@ -281,7 +281,8 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
     if writes:
         runs.write_json(Path(write_dir) / runs.CONFIG, {**config.to_dict(), "provenance": prov})
 
-    saved_epoch = state.epoch if checkpoint is not None else 0
+    resumed_after = state.epoch if checkpoint is not None else None
+    saved_epoch = resumed_after or 0
     try:
         while state.epoch < config.epochs:
             entry = run_epoch(config, state, split, device, precision, progress)
@@ -312,7 +313,8 @@ def fit(config: TrainConfig | None = None, *, dataset: D.Cifar10 | None = None, 
         save_figure(fig, Path(run_dir) / runs.CURVES)
         plt.close(fig)
     return runs.RunRecord(model=state.model, config=config, history=state.history, metrics=metrics,
-                          run_dir=Path(run_dir) if run_dir else None)
+                          run_dir=Path(run_dir) if run_dir else None,
+                          resumed_after=resumed_after)
 
 
 def _final_metrics(config, state, split, dataset, device, precision, evaluate_test: bool, prov: dict) -> dict:

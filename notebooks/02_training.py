@@ -24,7 +24,9 @@
 # executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
 # With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
 #
-# Every training knob is a parameter; `None` keeps the recipe's value.
+# Every training knob is a parameter; `None` keeps the recipe's value. The table below the parameters lists
+# the knobs that describe this run: the core ones and every one the recipe or a parameter moved from its
+# default (`config.to_dict()` holds them all).
 
 # %%
 # %matplotlib inline
@@ -34,7 +36,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidget
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from cifar_utils import notebook as NB
 from cifar_utils import paths, runs
@@ -92,7 +94,7 @@ config = NB.training_config(RECIPE, SMOKE, **NB.train_overrides(globals()))
 out = paths.outputs_dir(OUTPUT_DIR)
 run_name = RUN_NAME or runs.default_run_name(RECIPE, config, SMOKE)
 run_dir = (Path(RUNS_DIR) if RUNS_DIR else out / "runs") / run_name
-pd.Series(config.to_dict(), name=run_name).to_frame()
+T.config_frame(config, name=run_name)
 
 # %% [markdown]
 # ## Train
@@ -101,12 +103,14 @@ pd.Series(config.to_dict(), name=run_name).to_frame()
 # the validation result. The checkpoint is rewritten after every epoch, so an interrupted run can
 # be continued with `python -m cifar_utils train --resume <run folder>`, or here with `RESUME = True`.
 # Re-running this notebook reuses a finished run of the same name and configuration (`REUSE`) and
-# replaces one of another configuration.
+# replaces one of another configuration. The line under the progress output says which of the three
+# happened (trained now, resumed, or reused) and where the run is kept.
 
 # %%
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 result = fit_or_reuse(config, dataset=data, run_dir=run_dir, reuse=REUSE, resume=RESUME, progress=True,
                       evaluate_test=not SMOKE)
+display(Markdown(NB.run_story(result)))
 
 # %% [markdown]
 # ## Per-epoch results

@@ -19,7 +19,9 @@
 # Loads trained runs and looks at them closely: the per-epoch table and curves of each, then for
 # the first run its test accuracy and loss, the confusion matrix, precision / recall / F1 per class,
 # the classes it mixes up most, its most confident mistakes and how well its confidence is
-# calibrated; last, a comparison of all the runs.
+# calibrated, with conclusions written from those numbers; last, a comparison of every run present:
+# the ones named in `RUNS` and, unless `COMPARE_EXPERIMENTS` is off, the run records of the experiments
+# (notebooks 04, 05 and 07), narrowed by `COMPARE_WHERE`.
 #
 # Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
 # executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
@@ -34,6 +36,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
+from cifar_utils import findings as F
 from cifar_utils import metrics as M
 from cifar_utils import notebook as NB
 from cifar_utils import paths, plots, runs
@@ -53,6 +56,10 @@ TEST_IMAGES = None  # evaluate on the first N test images (None: all 10,000; 100
 DEVICE = "auto"  # "auto", "cpu" or "cuda"
 GALLERY_SIZE = 24  # misclassified images shown
 CALIBRATION_BINS = 15  # equal-width confidence bins of the reliability diagram
+COMPARE_EXPERIMENTS = True  # also compare the experiments' run records (notebooks 04, 05 and 07)
+EXPERIMENT_RUNS_DIR = None  # where those records are (None: OUTPUT_DIR/experiments/runs)
+COMPARE_WHERE = None  # keep only runs whose config matches, e.g. {"model": "fast", "augment": ["none", "flip"]}
+COMPARE_LIMIT = 40  # the most runs in the comparison table, newest first
 
 # %%
 out = paths.outputs_dir(OUTPUT_DIR)
@@ -90,7 +97,6 @@ logits = predict_logits(run.model, images, batch_size=run.config.eval_batch_size
 probs = logits.softmax(1)
 confidence, preds = probs.max(1)
 summary = M.analysis_summary(logits, labels, classes, CALIBRATION_BINS)
-runs.write_analysis(run.run_dir, summary)  # the comparison below and results.md read it
 pd.Series({"run": run.run_dir.name, "test images": summary["test_images"],
            "test accuracy": f"{100 * summary['test_accuracy']:.2f}%", "test loss": f"{summary['test_loss']:.4f}",
            "expected calibration error": f"{100 * summary['ece']:.2f}%"}, name="value").to_frame()
@@ -143,10 +149,26 @@ fig = plots.plot_reliability(bins, M.expected_calibration_error(bins))
 save_figure(fig, figures / "03_reliability.png");
 
 # %% [markdown]
+# ### What this run's test predictions say
+#
+# Written from the numbers above.
+
+# %%
+summary["findings"] = F.test_findings(confusion, classes, bins)
+runs.write_analysis(run.run_dir, summary)  # the comparison below and results.md read it
+display(Markdown("\n".join(f"- {sentence}" for sentence in summary["findings"])))
+
+# %% [markdown]
 # ## Comparison of all runs
 #
 # Test numbers come from the whole test set where the run was evaluated after training, otherwise
-# from this notebook (see *Test images*). Wall time covers training and the final evaluation.
+# from this notebook (see *Test images*). Wall time covers training and the final evaluation. The
+# experiments' records (notebooks 04, 05 and 07) hold no weights, and a test score only where the
+# experiment tested that run once at its end; the runs it compared on validation alone read n/a.
 
 # %%
-T.comparison_frame(run_dirs)
+experiment_runs = runs.list_runs(EXPERIMENT_RUNS_DIR or out / "experiments" / "runs") if COMPARE_EXPERIMENTS else []
+compared = runs.filter_runs([*run_dirs, *(p for p in experiment_runs if p not in run_dirs)], COMPARE_WHERE)
+print(f"{len(compared)} run(s) match" + (f" {COMPARE_WHERE}" if COMPARE_WHERE else "") +
+      (f"; the newest {COMPARE_LIMIT} are shown" if len(compared) > COMPARE_LIMIT else ""))
+T.comparison_frame(compared[:COMPARE_LIMIT])
