@@ -203,7 +203,8 @@ def train_runs(configs, store: str | Path, dataset, *, rerun: bool = False, allo
             continue
         m, prov = result.metrics, (result.metrics.get("provenance") or {})
         rows.append({**label, **config.to_dict(), "run": folder.name, **{k: m.get(k, math.nan) for k in VALIDATION},
-                     "seconds": m["seconds"], "reused": result.reused, "diverged": False,
+                     "seconds": m["seconds"], "train_seconds": m.get("train_seconds", m["seconds"]),
+                     "train_images": m.get("train_images"), "reused": result.reused, "diverged": False,
                      "git_commit": prov.get("git_commit"), "torch": prov.get("torch"),
                      "device": prov.get("device_name") or prov.get("device")})
         log(f"[{i}/{len(configs)}] {name}, seed {config.seed}: val {100 * m['val_accuracy']:.2f}%, {m['seconds']:.0f} s"
