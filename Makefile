@@ -18,7 +18,7 @@ setup: $(VENV)/.installed  ## create .venv and install everything
 train: setup  ## the seed recipe: 10 epochs of Adam, prints the table, writes outputs/output.png
 	$(PY) train.py --overwrite
 
-report: setup  ## the main job: runs notebooks 01-06 with papermill; outputs/results.md, reports/*.html, figures/, output.png
+report: setup  ## the main job: runs notebooks 01-07 with papermill; outputs/results.md, reports/*.html, figures/, output.png
 	$(PY) -m cifar_utils report $(REPORT_ARGS)
 
 test: setup  ## unit tests and notebook tests (nbval); then the tests of precision "auto" with it forced each way

@@ -251,11 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-download", dest="download", action="store_false", default=None,
                      help="fail instead of downloading a missing dataset")
     rep.add_argument("--retrain", action="store_true",
-                     help="train again even when outputs/runs/ (or, for notebooks 04 and 05, experiments/runs/) holds a "
+                     help="train again even when outputs/runs/ (or, for notebooks 04, 05 and 07, experiments/runs/) holds a "
                           "finished run of the same configuration")
     rep.add_argument("--skip-experiments", action="store_true",
-                     help="run notebooks 01-03 only: the ablation (04) and the search (05) train dozens of runs of the "
-                          "fast recipe, many hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "
+                     help="run notebooks 01-03 only: the ablation (04), the search (05) and the architectures (07) train "
+                          "dozens of runs, many hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "
                           "on 65 corrupted copies of the test set")
     rep.add_argument("--wait", action="store_true",
                      help="if another report is writing the output folder, wait for it to finish instead of refusing")

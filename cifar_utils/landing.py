@@ -120,21 +120,24 @@ def seed_baseline(groups: list[Configuration]) -> Configuration | None:
 
 
 def _experiments_sentence(groups: list[Configuration]) -> str | None:
-    """Multi-seed configurations against the multi-seed seed recipe trained on the same images."""
-    references = [g for g in groups if g.recipe == (SEED_RECIPE, {}) and g.n >= 2]
+    """Multi-seed configurations against a multi-seed named recipe (seed or fast, unchanged) trained on the same
+    images: Welch's test for each (their seeds need not match), Holm-corrected across all of them."""
+    references = [g for g in groups if g.recipe[0] is not None and not g.recipe[1] and g.n >= 2]
     compared = [(g, ref, stats.welch_test(g.accuracies, ref.accuracies)) for ref in references for g in groups
-                if g is not ref and g.n >= 2 and g.train_images == ref.train_images and g.test_images == ref.test_images]
+                if g is not ref and g not in references and g.n >= 2 and g.train_images == ref.train_images
+                and g.test_images == ref.test_images]
+    compared = [c for c in compared if not math.isnan(c[2].p_value)]
     if not compared:
         return None
-    resolved = [c for c in compared if c[2].significant()]
-    largest = max(compared, key=lambda c: abs(c[2].difference))
-    g, ref, c = largest
+    adjusted = stats.holm([c[2].p_value for c in compared])
+    resolved = [c for c, p in zip(compared, adjusted) if p < 0.05]
+    g, ref, c = max(compared, key=lambda c: abs(c[2].difference))
     counts = sorted({x[0].n for x in compared} | {x[1].n for x in compared})
-    correction = f" each, not corrected for the {len(compared)} comparisons" if len(compared) > 1 else ""
-    return (f"The experiments compared {len(compared)} configuration{'s' if len(compared) > 1 else ''} with the seed recipe "
-            f"on the same {ref.train_images:,} training images ({'/'.join(map(str, counts))} seeds each): "
-            f"{len(resolved) or 'none'} of them differ{'s' if len(resolved) == 1 else ''} from it by more than the "
-            f"seed-to-seed spread (Welch's t-test, p < 0.05{correction}). "
+    correction = f", Holm-corrected for the {len(compared)} comparisons" if len(compared) > 1 else ""
+    return (f"The experiments tested {len(compared)} configuration{'s' if len(compared) > 1 else ''} against "
+            f"the unchanged recipe on the same {ref.train_images:,} training images ({'/'.join(map(str, counts))} seeds "
+            f"each): {len(resolved) or 'none'} of them differ{'s' if len(resolved) == 1 else ''} from it by more than "
+            f"the seed-to-seed spread (Welch's t-test, p < 0.05{correction}). "
             f"The largest difference is {g.label}: {_difference(g, ref)}.")
 
 

@@ -10,8 +10,8 @@ What it writes under the output folder (default `outputs/`):
     reports/<nb>.code.html the same with its code        figures/*.png       every figure they show
     results.md             the summary, tables and provenance
     output.png             the training curves (seed's name)          runs/<name>/   the run notebook 02 trained
-    experiments/*.md       the sections of notebooks 04, 05 and 06 (also in results.md); 06's accuracy table as .csv
-    experiments/runs/<digest>/   the records of notebooks 04 and 05's runs      experiments/studies.journal   05's study
+    experiments/*.md       the sections of notebooks 04-07 (also in results.md); 06's accuracy table as .csv
+    experiments/runs/<digest>/   the records of notebooks 04, 05 and 07's runs      experiments/studies.journal   05's study
     cache/corruptions/     notebook 06's corrupted test sets, made once and reused (not part of the report)
 
 Everything is built in a staging folder inside the output folder and moved into place only after
@@ -41,28 +41,33 @@ from . import atomic, landing, locks, runs
 from . import corruptions as CR
 from . import data as D
 from . import ablation as A
+from . import architectures as AR
 from . import experiments as E
 from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
 from .inference import resolve_device
 from .notebook import SMOKE_ENV, train_parameters, training_config
 from .paths import OUTPUT_PNG, project_dir
 from .render import INDEX, PathDisplay, rendering_names, write_renderings
-from .tables import comparison_frame, history_table, markdown_table, run_summary
+from .results_page import results_markdown
 from .training import finished_run_matches
 
 EXPERIMENT_NOTEBOOKS = ("04_augmentation_ablation.ipynb", "05_hyperparameter_search.ipynb")
 ROBUSTNESS_NOTEBOOK = "06_robustness.ipynb"
+ARCHITECTURES_NOTEBOOK = "07_architectures.ipynb"
+# The notebooks that keep run records in the experiments' store (OUTPUT_DIR/experiments/runs).
+RECORD_NOTEBOOKS = (*EXPERIMENT_NOTEBOOKS, ARCHITECTURES_NOTEBOOK)
 NOTEBOOKS = ("01_data_exploration.ipynb", "02_training.ipynb", "03_results_analysis.ipynb", *EXPERIMENT_NOTEBOOKS,
-             ROBUSTNESS_NOTEBOOK)
-# What `experiments=False` leaves out: hours of training (04, 05) and 65 passes over the test set per model (06).
-LONG_NOTEBOOKS = (*EXPERIMENT_NOTEBOOKS, ROBUSTNESS_NOTEBOOK)
-EXPERIMENTS = "experiments"  # the sections notebooks 04-06 write for results.md (OUTPUT_DIR/experiments/*.md)
+             ROBUSTNESS_NOTEBOOK, ARCHITECTURES_NOTEBOOK)
+# What `experiments=False` leaves out: hours of training (04, 05, 07) and 65 passes over the test set per model (06).
+LONG_NOTEBOOKS = (*EXPERIMENT_NOTEBOOKS, ROBUSTNESS_NOTEBOOK, ARCHITECTURES_NOTEBOOK)
+EXPERIMENTS = "experiments"  # the sections notebooks 04-07 write for results.md (OUTPUT_DIR/experiments/*.md)
 CORRUPTION_CACHE = ("cache", "corruptions")  # under the output folder, outside the staging folder: kept between reports
 RESULTS = "results.md"
 # Parameters every notebook must declare: the report sets them.
 NOTEBOOK_REQUIRED = ("SMOKE", "DATA_ROOT", "VERIFY_DATA", "OUTPUT_DIR")
 # Parameters the report sets itself; users choose them with the report's own options.
-REPORT_OWNED = {"OUTPUT_DIR": "--out", "RUNS_DIR": "--out", "VERIFY_DATA": "(the report verifies the data once)"}
+REPORT_OWNED = {"OUTPUT_DIR": "--out", "RUNS_DIR": "--out", "EXPERIMENT_RUNS_DIR": "--out",
+                "VERIFY_DATA": "(the report verifies the data once)"}
 
 
 # ----------------------------------------------------------------------------- the report
@@ -131,10 +136,12 @@ def _normalise_params(params: dict, declared: dict[str, dict]) -> dict:
 
 
 def _check_experiment_parameters(params: dict, smoke: bool) -> None:
-    """Notebooks 04-06's sizes and choices, refused now rather than after notebooks 01-03."""
+    """Notebooks 04-07's sizes and choices, refused now rather than after notebooks 01-03."""
     E.budget(smoke, params.get("EXPERIMENT_EPOCHS"), params.get("EXPERIMENT_WIDTHS"), params.get("EXPERIMENT_SUBSET"),
              params.get("EXPERIMENT_VAL_SIZE"), params.get("DEVICE"), params.get("PRECISION"))
     A.check_arms(params.get("ARMS") or A.ARMS)
+    AR.plan(smoke, params.get("LADDERS"), params.get("SEEDS"), params.get("EXPERIMENT_SUBSET"), params.get("DEVICE"),
+            params.get("PRECISION"))
     A.seed_settings(smoke, params.get("N_SEEDS", "auto"), params.get("MAX_SEEDS"), params.get("PILOT_SEEDS"))
     E.search_settings(smoke, params.get("N_TRIALS"), params.get("TOP_K"), params.get("RETRAIN_SEEDS"))
     CR.requested(params.get("CORRUPTIONS"), params.get("SEVERITIES"))  # notebook 06's
@@ -184,7 +191,7 @@ def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, value
                                    progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout)
     except KeyboardInterrupt:
         raise ReportInterrupted(f"report interrupted (Ctrl-C) in notebook {name}; nothing in {out_dir} was "
-                                f"replaced (the runs notebooks 04 and 05 finished are kept, and reused next time)") from None
+                                f"replaced (the runs notebooks 04, 05 and 07 finished are kept, and reused next time)") from None
     except Exception as exc:  # papermill raises many types; each becomes one clear error
         failed_copy = None
         if executed.is_file():
@@ -260,7 +267,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     dataset and a run folder in RUNS that does not exist are refused before any notebook starts.
     `download` (default: not in smoke mode) fetches a missing dataset first. With `reuse`, a run
     already in `out_dir/runs/` with exactly this configuration, finished, is analysed again instead
-    of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04 and 05.
+    of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04, 05 and 07.
     `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU, and notebook 06
     evaluates every run on 65 corrupted copies of the test set.
     One report writes `out_dir` at a time, and nothing else writes its run folder meanwhile: another
@@ -317,9 +324,9 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             common = {"SMOKE": smoke, "DATA_ROOT": str(root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False}
             analysed = [str(staging / "runs" / run_name)] + [str(p) for p in compare]
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
-                        "03_results_analysis.ipynb": {"RUNS": analysed},
+                        "03_results_analysis.ipynb": {"RUNS": analysed, "EXPERIMENT_RUNS_DIR": str(E.runs_store(out_dir))},
                         ROBUSTNESS_NOTEBOOK: {"RUNS": analysed, "CACHE_DIR": str(out_dir.joinpath(*CORRUPTION_CACHE))},
-                        **{name: {"RUNS_DIR": str(E.runs_store(out_dir)), "RERUN": not reuse} for name in EXPERIMENT_NOTEBOOKS}}
+                        **{name: {"RUNS_DIR": str(E.runs_store(out_dir)), "RERUN": not reuse} for name in RECORD_NOTEBOOKS}}
             display = PathDisplay(out_dir, staging, root)  # how the renderings show the paths passed here
             with _kernel_environment(smoke):
                 for i, name in enumerate(notebooks, 1):
@@ -336,8 +343,10 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             summary = landing.executive_summary(landing.configurations(present), smoke=smoke)
             landing.write_index(staging, summary, NOTEBOOKS, [staging, out_dir])
             results_text = results_markdown(staging / "runs" / run_name, [staging / "runs" / run_name, *compare],
-                                            seconds=seconds, smoke=smoke, experiments=staging / EXPERIMENTS,
-                                            overview=summary, display=display)
+                                            seconds=seconds, smoke=smoke,
+                                            # skipped: the sections the last full report wrote are still the findings
+                                            experiments=staging / EXPERIMENTS if experiments else out_dir / EXPERIMENTS,
+                                            overview=summary, display=display, figures=staging / "figures")
             atomic.write_text(staging / RESULTS, results_text)
             with atomic.interrupts_deferred():  # a Ctrl-C now would leave half the old report, half the new
                 _move_into_place(staging, out_dir, run_name)
@@ -356,41 +365,3 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     log(f"report written to {out_dir} in {result.seconds:.1f} s: {INDEX}, {RESULTS}, {OUTPUT_PNG}, notebooks/, reports/, "
         f"figures/ and runs/{run_name}/")
     return result
-
-
-def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None = None, smoke: bool = False,
-                     experiments: Path | None = None, overview: list[str] = (), display: PathDisplay | None = None) -> str:
-    """results.md: the executive summary (`overview`: landing.executive_summary, as on index.html), the trained run's
-    seed-format table, its test result, the comparison, the experiments' sections (`experiments/*.md`,
-    in notebook order), provenance; `display` shows the data root without its machine path."""
-    summary = run_summary(run_dir)
-    config = runs.read_json(run_dir / runs.CONFIG)
-    metrics = runs.read_json(run_dir / runs.METRICS)
-    prov = metrics.get("provenance") or config.get("provenance") or {}
-    history = runs.read_history(run_dir / runs.HISTORY)
-    lines = [f"# Results: {run_dir.name}", ""]
-    if overview:
-        lines += [" ".join(overview), ""]
-    elif smoke:
-        lines += ["> Smoke run: a small subset for one epoch; the numbers only show that the pipeline works.", ""]
-    lines += [f"Model `{config['model']}`, optimizer {config['optimizer']} at lr {config['lr']:g}, batch size "
-              f"{config['batch_size']}, augmentation {config['augment']}, epochs {config['epochs']}, seed {config['seed']}.", "",
-              "## Per-epoch history", "", history_table(history), "",
-              "## Test set", "",
-              f"Test accuracy **{summary['Test accuracy']}**, test loss {summary['Test loss']} "
-              f"(on {summary['Test images']} test images).", "",
-              "## All runs", "", markdown_table(comparison_frame(compare)), "",
-              f"## Provenance of {run_dir.name}", "",
-              "| Item | Value |", "|---|---|"]
-    items = [("git commit", prov.get("git_commit")), ("torch", prov.get("torch")), ("python", prov.get("python")),
-             ("device", f"{prov.get('device')} ({prov.get('device_name')})"),
-             ("CPU", f"{prov['cpu']} (ISA class {prov.get('cpu_isa')}, {prov.get('threads')} threads)" if prov.get("cpu") else None),
-             ("precision", prov.get("precision")),
-             ("date (UTC)", prov.get("date")), ("seed", config.get("seed")),
-             ("training wall time", f"{metrics.get('seconds', float('nan')):.1f} s"),
-             ("report wall time", f"{seconds:.1f} s" if seconds is not None else None),
-             ("data", display.shown(prov["data_root"]) if display and prov.get("data_root") else prov.get("data_root"))]
-    lines += [f"| {k} | {v} |" for k, v in items if v is not None]
-    for section in sorted(Path(experiments).glob("*.md")) if experiments else []:
-        lines += ["", section.read_text(encoding="utf-8").rstrip()]
-    return "\n".join(lines) + "\n"

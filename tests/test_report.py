@@ -253,7 +253,7 @@ def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
                    "from cifar_utils import runs\n"
                    "runs.write_analysis(RUNS[0], {'test_images': 1000, 'test_accuracy': 0.25, 'test_loss': 2.0})",
                    _FIGURE.format(name="03_confusion_matrix"), params="RUNS = None")
-    for name in R.EXPERIMENT_NOTEBOOKS:
+    for name in R.RECORD_NOTEBOOKS:
         stem = Path(name).stem
         _fake_notebook(folder / name, _FIGURE.format(name=stem),
                        "from cifar_utils.atomic import write_text\n"
@@ -319,11 +319,11 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
     assert results.startswith(f"# Results: {run_name}\n\n{' '.join(summary)}\n") and "Best model: " in results
     assert all(f"<p>{line}</p>" in index for line in summary if "'" not in line)
     assert "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |" in results
-    assert "| Run | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
+    assert "| Run | Kind | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
     assert "on 1000 test images" in results and "git commit" in results and "report wall time" in results
     assert "| CPU |" in results and "| precision |" in results
     assert results.index("## Section of 04_augmentation_ablation") < results.index("## Section of 05_hyperparameter_search") \
-        < results.index("## Section of 06_robustness")
+        < results.index("## Section of 06_robustness") < results.index("## Section of 07_architectures")
 
 
 @pytest.mark.slow
@@ -454,9 +454,9 @@ def test_executive_summary_computes_every_number_from_the_runs(tmp_path):
                         "+14.82 points (one seed on a side, so no interval) above it.")
     c = stats.welch_test(flip, base)
     assert c.significant()
-    assert lines[2] == (f"The experiments compared 1 configuration with the seed recipe on the same 8,000 training images "
-                        f"(3 seeds each): 1 of them differs from it by more than the seed-to-seed spread (Welch's t-test, "
-                        f"p < 0.05). The largest difference is the seed recipe, "
+    assert lines[2] == (f"The experiments tested 1 configuration against the unchanged recipe on the same 8,000 training "
+                        f"images (3 seeds each): 1 of them differs from it by more than the seed-to-seed spread (Welch's "
+                        f"t-test, p < 0.05). The largest difference is the seed recipe, "
                         f"augment flip (seed_cnn, 10 epochs on 8,000 training images): {100 * c.difference:+.2f} points "
                         f"(95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]).")
     # Several seeds of the best model: its mean and t interval, and a smoke run says so first.
@@ -468,6 +468,20 @@ def test_executive_summary_computes_every_number_from_the_runs(tmp_path):
             f"{100 * s.ci_high:.2f}]%) on 10,000 test images.") in lines[1]
     assert landing.executive_summary([]) == ["No run with a test result was found; run the report (`make report`) to "
                                              "train and evaluate one."]
+
+
+def test_executive_summary_holm_corrects_across_the_experiments(tmp_path):
+    from cifar_utils import stats
+
+    subset = {"train_subset": 10000, "train_images": 8000}
+    base, flip, smooth = [0.66, 0.67, 0.68], [0.685, 0.69, 0.70], [0.66, 0.675, 0.68]
+    folders = [_record(tmp_path / f"none{s}", a, seed=s, **subset) for s, a in enumerate(base, 1)]
+    folders += [_record(tmp_path / f"flip{s}", a, seed=s, augment="flip", **subset) for s, a in enumerate(flip, 1)]
+    folders += [_record(tmp_path / f"ls{s}", a, seed=s, label_smoothing=0.1, **subset) for s, a in enumerate(smooth, 1)]
+    raw = [stats.welch_test(flip, base).p_value, stats.welch_test(smooth, base).p_value]
+    assert raw[0] < 0.05 < stats.holm(raw)[0]  # significant alone, not once corrected for two comparisons
+    sentence = landing.executive_summary(landing.configurations(folders))[-1]
+    assert "none of them differ from it" in sentence and "Holm-corrected for the 2 comparisons" in sentence
 
 
 def test_landing_page_links_both_renderings_and_each_notebooks_figures(tmp_path):
@@ -606,7 +620,7 @@ def test_ctrl_c_during_a_report_replaces_nothing_and_stops_the_kernel(tmp_path, 
     assert proc.returncode == 130 and 'File "<string>"' not in err and "/cifar_utils/" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
     assert lines == [f"error: report interrupted (Ctrl-C) in notebook 02_training.ipynb; nothing in {previous_report} "
-                     f"was replaced (the runs notebooks 04 and 05 finished are kept, and reused next time)"], err
+                     f"was replaced (the runs notebooks 04, 05 and 07 finished are kept, and reused next time)"], err
     assert _snapshot(previous_report) == before and not list(previous_report.glob(".report-staging-*"))
     kernel = int(kernel_pid.read_text())
     deadline = time.monotonic() + 30  # the kernel notices that its parent has gone
