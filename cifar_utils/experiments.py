@@ -68,9 +68,14 @@ SMOKE = {"epochs": 1, "widths": (8, 16, 16), "train_subset": 1000, "val_size": 5
 
 
 def budget(smoke: bool = False, epochs: int | None = None, widths=None, train_subset: int | None = None,
-           val_size: int | None = None, device: str | None = None, precision: str | None = None) -> Budget:
-    """The notebooks' EXPERIMENT_* parameters resolved (None: the full or smoke default; train_subset 0: all images)."""
+           val_size: int | None = None, device: str | None = None, precision: str | None = None,
+           batch_size: int | None = None) -> Budget:
+    """The notebooks' EXPERIMENT_* parameters resolved (None: the full or smoke default; train_subset 0: all images).
+    A short budget wants a smaller batch than the recipe's 2000: two epochs of 2000 are only 45 steps."""
     defaults = SMOKE if smoke else FULL
+    if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
+        raise ConfigError(f"EXPERIMENT_BATCH_SIZE must be a positive whole number (or None for the recipe's), "
+                          f"got {batch_size!r}")
     epochs = defaults["epochs"] if epochs is None else epochs
     widths = defaults["widths"] if widths is None else widths
     subset = defaults["train_subset"] if train_subset is None else (train_subset or None)
@@ -89,7 +94,7 @@ def budget(smoke: bool = False, epochs: int | None = None, widths=None, train_su
                               f"(or None for the recipe's), got {widths!r}")
         widths = tuple(widths)
     found = Budget(bool(smoke), epochs, widths, subset, val_size, device or "auto", precision or "auto",
-                   defaults["batch_size"])
+                   batch_size or defaults["batch_size"])
     base_config(found)  # a bad device or precision is refused here, not at the first run
     return found
 

@@ -138,7 +138,8 @@ def _normalise_params(params: dict, declared: dict[str, dict]) -> dict:
 def _check_experiment_parameters(params: dict, smoke: bool) -> None:
     """Notebooks 04-07's sizes and choices, refused now rather than after notebooks 01-03."""
     E.budget(smoke, params.get("EXPERIMENT_EPOCHS"), params.get("EXPERIMENT_WIDTHS"), params.get("EXPERIMENT_SUBSET"),
-             params.get("EXPERIMENT_VAL_SIZE"), params.get("DEVICE"), params.get("PRECISION"))
+             params.get("EXPERIMENT_VAL_SIZE"), params.get("DEVICE"), params.get("PRECISION"),
+             params.get("EXPERIMENT_BATCH_SIZE"))
     A.check_arms(params.get("ARMS") or A.ARMS)
     AR.plan(smoke, params.get("LADDERS"), params.get("SEEDS"), params.get("EXPERIMENT_SUBSET"), params.get("DEVICE"),
             params.get("PRECISION"))

@@ -75,6 +75,7 @@ EXPERIMENT_EPOCHS = None  # epochs of every run (None: the recipe's 8; 1 in smok
 EXPERIMENT_WIDTHS = None  # the fast net's three widths, e.g. [32, 128, 128] (None: the recipe's; [8, 16, 16] in smoke mode)
 EXPERIMENT_SUBSET = None  # training images (None: all 45,000; 1000 in smoke mode)
 EXPERIMENT_VAL_SIZE = None  # validation images held out (None: 5000; a subset keeps a fifth of its size)
+EXPERIMENT_BATCH_SIZE = None  # training batch size (None: the recipe's 2000; 100 in smoke mode)
 DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
 PRECISION = None  # "auto", "fp32", "bf16" (None: auto; part of each run's digest)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
@@ -84,7 +85,8 @@ RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
 RERUN = False  # train every run again even when its records are there
 
 # %%
-budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION)
+budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION,
+                  EXPERIMENT_BATCH_SIZE)
 arms = A.check_arms(ARMS or (A.SMOKE_ARMS if SMOKE else A.ARMS))
 n_seeds, max_seeds, pilot_seeds = A.seed_settings(SMOKE, N_SEEDS, MAX_SEEDS, PILOT_SEEDS)
 out = paths.outputs_dir(OUTPUT_DIR)

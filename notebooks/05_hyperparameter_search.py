@@ -83,6 +83,7 @@ EXPERIMENT_EPOCHS = None  # epochs of every trial and run (None: the recipe's 8;
 EXPERIMENT_WIDTHS = None  # the fast net's three widths, e.g. [32, 128, 128] (None: the recipe's; [8, 16, 16] in smoke mode)
 EXPERIMENT_SUBSET = None  # training images (None: all 45,000; 1000 in smoke mode)
 EXPERIMENT_VAL_SIZE = None  # validation images held out (None: 5000; a subset keeps a fifth of its size)
+EXPERIMENT_BATCH_SIZE = None  # training batch size (None: the recipe's 2000; 100 in smoke mode)
 DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
 PRECISION = None  # "auto", "fp32", "bf16" (None: auto)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
@@ -92,7 +93,8 @@ RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
 RERUN = False  # train the re-trained runs again even when their records are there
 
 # %%
-budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION)
+budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION,
+                  EXPERIMENT_BATCH_SIZE)
 n_trials, top_k, retrain_seeds = E.search_settings(SMOKE, N_TRIALS, TOP_K, RETRAIN_SEEDS)
 out = paths.outputs_dir(OUTPUT_DIR)
 store = E.runs_store(out, RUNS_DIR)

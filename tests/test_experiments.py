@@ -39,9 +39,12 @@ def test_budget_defaults_smoke_and_refusals():
     assert (full.epochs, full.widths, full.train_subset, full.val_size, full.batch_size) == (8, None, None, 5000, None)
     assert smoke.widths == (8, 16, 16) and smoke.epochs == 1 and smoke.val_images == smoke.train_subset // 5
     assert E.budget(widths=[32, 128, 128], train_subset=0).widths == (32, 128, 128)
+    assert E.budget(batch_size=500).batch_size == 500 and "in batches of 500" in E.budget(batch_size=500).describe()
+    assert A.arm_config(E.budget(batch_size=500), A.FULL, seed=1).batch_size == 500
     for kwargs, message in (({"epochs": 0}, "EXPERIMENT_EPOCHS"), ({"widths": [8, 16]}, "EXPERIMENT_WIDTHS"),
                             ({"train_subset": 5}, "EXPERIMENT_SUBSET"), ({"val_size": 0}, "EXPERIMENT_VAL_SIZE"),
-                            ({"precision": "fp8"}, "unknown precision 'fp8'")):
+                            ({"precision": "fp8"}, "unknown precision 'fp8'"), ({"batch_size": 0}, "EXPERIMENT_BATCH_SIZE"),
+                            ({"batch_size": "500"}, "EXPERIMENT_BATCH_SIZE")):
         with pytest.raises(ConfigError, match=message):
             E.budget(**kwargs)
 
