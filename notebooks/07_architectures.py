@@ -60,7 +60,7 @@ from cifar_utils.data import load_cifar10
 SMOKE = NB.smoke_default()  # tiny networks, one epoch on 1000 images, one seed (on when $CIFAR_SMOKE is 1, or $CI is set)
 LADDERS = None  # epochs of each rung per architecture, e.g. {"seed_cnn": [2, 5, 10], "fast": [1, 2, 4, 8]} (None: architectures.LADDERS)
 SEEDS = None  # seeds per rung, 1 to SEEDS (None: 2; 1 in smoke mode)
-TIME_BUDGETS = [60, 300, 900]  # seconds of training at which the architectures are compared
+TIME_BUDGETS = [60, 300, 600]  # seconds of training at which the architectures are compared
 EXPERIMENT_SUBSET = None  # training images (None: all 45,000; 1000 in smoke mode)
 DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
 PRECISION = None  # "auto", "fp32", "bf16" (None: auto; part of each run's digest)

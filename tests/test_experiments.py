@@ -36,7 +36,7 @@ def data(synthetic_root):
 
 def test_budget_defaults_smoke_and_refusals():
     full, smoke = E.budget(), E.budget(smoke=True)
-    assert (full.epochs, full.widths, full.train_subset, full.val_size, full.batch_size) == (8, None, None, 5000, None)
+    assert (full.epochs, full.widths, full.train_subset, full.val_size, full.batch_size) == (2, (32, 64, 64), None, 5000, 500)
     assert smoke.widths == (8, 16, 16) and smoke.epochs == 1 and smoke.val_images == smoke.train_subset // 5
     assert E.budget(widths=[32, 128, 128], train_subset=0).widths == (32, 128, 128)
     assert E.budget(batch_size=500).batch_size == 500 and "in batches of 500" in E.budget(batch_size=500).describe()
@@ -54,7 +54,7 @@ def test_every_arm_is_the_full_recipe_with_its_own_change_only():
     full = A.arm_config(budget, A.FULL, seed=3).to_dict()
     assert full["model_kwargs"]["widths"] == [32, 64, 128] and full["model_kwargs"]["head_scale"] == 1 / 128
     assert {k: full[k] for k in ("optimizer", "augment", "tta", "epochs", "val_size")} == {
-        "optimizer": "muon", "augment": "alt_flip+translate2", "tta": "mirror+translate", "epochs": 8, "val_size": 5000}
+        "optimizer": "muon", "augment": "alt_flip+translate2", "tta": "mirror+translate", "epochs": 2, "val_size": 5000}
     for arm, change in A.ARMS.items():
         if change is None:
             continue
@@ -167,7 +167,7 @@ def test_bad_seed_settings_are_refused_with_the_parameter_named(args, message):
 
 
 def test_search_settings_resolve_and_refuse():
-    assert E.search_settings() == (30, 3, 5) and E.search_settings(smoke=True) == (2, 2, 2)
+    assert E.search_settings() == (12, 2, 4) and E.search_settings(smoke=True) == (2, 2, 2)
     with pytest.raises(ConfigError, match="RETRAIN_SEEDS must be a whole number of at least 2"):
         E.search_settings(seeds=1)
 
