@@ -51,7 +51,7 @@ class Plan:
 
     def describe(self) -> str:
         images = f"{self.train_subset:,} training images" if self.train_subset else f"all {50000 - self.val_size:,} training images"
-        rungs = "; ".join(f"{a}: {', '.join(map(str, e))} epochs" for a, e in self.ladders.items())
+        rungs = "; ".join(f"{a}: {', '.join(map(str, e))} epoch{'s' if e != [1] else ''}" for a, e in self.ladders.items())
         return (f"{images}, {len(self.seeds)} seeds each ({', '.join(map(str, self.seeds))}); {rungs}"
                 + (" (smoke mode: tiny networks, the numbers only show that the pipeline works)" if self.smoke else ""))
 
