@@ -17,6 +17,7 @@ import nbformat
 
 from . import atomic, runs, stats
 from .config import RECIPES, TrainConfig
+from .paths import project_dir
 from .render import INDEX, notebook_title, rendering_names
 
 # Fields that say how a run was executed, not what was trained.
@@ -119,13 +120,35 @@ def seed_baseline(groups: list[Configuration]) -> Configuration | None:
     return max(found, key=lambda g: (g.train_images or 0, g.n), default=None)
 
 
+def _changes(group: Configuration) -> tuple[str, frozenset]:
+    """The named recipe closest to `group` (same model first) and every knob, sizes included, it changes there."""
+    found = []
+    for name, values in RECIPES.items():
+        reference = TrainConfig.from_dict(values).to_dict()
+        differs = frozenset((k, json.dumps(v, sort_keys=True, default=str)) for k, v in group.config.items()
+                            if k not in HOW_IT_RAN and k in reference and reference[k] != v)
+        found.append((reference.get("model") != group.config.get("model"), len(differs), name, differs))
+    _, _, name, differs = min(found, key=lambda f: f[:2])
+    return name, differs
+
+
+def _reference(group: Configuration, groups: list[Configuration]) -> Configuration | None:
+    """What `group` is an experiment on: the multi-seed configuration of the same recipe and model, trained and
+    tested on the same images, whose changes are a strict part of the group's, the most specific one first.
+    An ablation arm gets its full recipe, a searched trial the recipe it varies, a shorter seed recipe the seed
+    recipe; another architecture gets none (notebook 07 compares those at equal time instead)."""
+    name, changes = _changes(group)
+    candidates = [r for r in groups if r is not group and r.n >= 2 and r.config.get("model") == group.config.get("model")
+                  and r.train_images == group.train_images and r.test_images == group.test_images
+                  and _changes(r)[0] == name and _changes(r)[1] < changes]
+    return max(candidates, key=lambda r: len(_changes(r)[1]), default=None)
+
+
 def _experiments_sentence(groups: list[Configuration]) -> str | None:
-    """Multi-seed configurations against a multi-seed named recipe (seed or fast, unchanged) trained on the same
-    images: Welch's test for each (their seeds need not match), Holm-corrected across all of them."""
-    references = [g for g in groups if g.recipe[0] is not None and not g.recipe[1] and g.n >= 2]
-    compared = [(g, ref, stats.welch_test(g.accuracies, ref.accuracies)) for ref in references for g in groups
-                if g is not ref and g not in references and g.n >= 2 and g.train_images == ref.train_images
-                and g.test_images == ref.test_images]
+    """Each multi-seed configuration against the one it changes (see _reference): Welch's test for each (their
+    seeds need not match), Holm-corrected across all of them."""
+    pairs = [(g, ref) for g in groups if g.n >= 2 and (ref := _reference(g, groups)) is not None]
+    compared = [(g, ref, stats.welch_test(g.accuracies, ref.accuracies)) for g, ref in pairs]
     compared = [c for c in compared if not math.isnan(c[2].p_value)]
     if not compared:
         return None
@@ -134,11 +157,11 @@ def _experiments_sentence(groups: list[Configuration]) -> str | None:
     g, ref, c = max(compared, key=lambda c: abs(c[2].difference))
     counts = sorted({x[0].n for x in compared} | {x[1].n for x in compared})
     correction = f", Holm-corrected for the {len(compared)} comparisons" if len(compared) > 1 else ""
-    return (f"The experiments tested {len(compared)} configuration{'s' if len(compared) > 1 else ''} against "
-            f"the unchanged recipe on the same {ref.train_images:,} training images ({'/'.join(map(str, counts))} seeds "
+    return (f"The experiments compared {len(compared)} configuration{'s' if len(compared) > 1 else ''} with the "
+            f"configuration each one changes, trained and tested on the same images ({'/'.join(map(str, counts))} seeds "
             f"each): {len(resolved) or 'none'} of them differ{'s' if len(resolved) == 1 else ''} from it by more than "
-            f"the seed-to-seed spread (Welch's t-test, p < 0.05{correction}). "
-            f"The largest difference is {g.label}: {_difference(g, ref)}.")
+            f"the seed-to-seed spread (Welch's t-test on test accuracy, p < 0.05{correction}). "
+            f"The largest difference is {g.label}, against {ref.label}: {_difference(g, ref)}.")
 
 
 def executive_summary(groups: list[Configuration], smoke: bool = False) -> list[str]:
@@ -197,7 +220,8 @@ def index_html(summary: list[str], notebooks, folders) -> str:
         plain, coded = rendering_names(stem)
         if _first(folders, f"reports/{plain}") is None:
             continue
-        executed = _first(folders, f"notebooks/{stem}.ipynb")
+        # the executed copy is not committed: a clone whose report skipped this notebook has only its source
+        executed = _first([*folders, project_dir()], f"notebooks/{stem}.ipynb")
         title = notebook_title(nbformat.read(executed, as_version=4), stem) if executed else stem
         rows.append(f'<tr><td>{esc(title)}</td><td><a href="reports/{esc(plain)}">report</a></td>'
                     f'<td><a href="reports/{esc(coded)}">with code</a></td></tr>')

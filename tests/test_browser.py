@@ -70,6 +70,8 @@ def test_the_check_finds_broken_figures_links_code_and_console_errors(site, driv
     (bad / "index.html").write_text(
         '<!DOCTYPE html><html><head><title>bad</title></head><body><img src="figures/missing.png">'
         '<a href="reports/nope.html">gone</a><a href="#nowhere">anchor</a><a href="reports/code_shown.html">code</a>'
+        # nbconvert's heading ids are percent-encoded and linked as written: a browser resolves that, so must we
+        '<h2 id="07-%C2%B7-Title">t</h2><a href="#07-%C2%B7-Title">heading</a>'
         '<script>console.error("boom from the page")</script></body></html>')
     problems, _ = browser.check_site(bad / "index.html", driver)
     text = "\n".join(problems)
@@ -77,6 +79,7 @@ def test_the_check_finds_broken_figures_links_code_and_console_errors(site, driv
     assert "index.html: broken link reports/nope.html" in text and "missing anchor #nowhere" in text
     assert "code_shown.html: " in text and "code cell(s) shown in the reading rendering" in text
     assert "boom from the page" in text
+    assert "07-%C2%B7-Title" not in text
 
 
 def test_screenshot_of_the_landing_page_is_a_png(site, driver, tmp_path):

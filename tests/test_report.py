@@ -454,10 +454,11 @@ def test_executive_summary_computes_every_number_from_the_runs(tmp_path):
                         "+14.82 points (one seed on a side, so no interval) above it.")
     c = stats.welch_test(flip, base)
     assert c.significant()
-    assert lines[2] == (f"The experiments tested 1 configuration against the unchanged recipe on the same 8,000 training "
-                        f"images (3 seeds each): 1 of them differs from it by more than the seed-to-seed spread (Welch's "
-                        f"t-test, p < 0.05). The largest difference is the seed recipe, "
-                        f"augment flip (seed_cnn, 10 epochs on 8,000 training images): {100 * c.difference:+.2f} points "
+    assert lines[2] == (f"The experiments compared 1 configuration with the configuration each one changes, trained "
+                        f"and tested on the same images (3 seeds each): 1 of them differs from it by more than the "
+                        f"seed-to-seed spread (Welch's t-test on test accuracy, p < 0.05). The largest difference is the "
+                        f"seed recipe, augment flip (seed_cnn, 10 epochs on 8,000 training images), against the seed "
+                        f"recipe (seed_cnn, 10 epochs on 8,000 training images): {100 * c.difference:+.2f} points "
                         f"(95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]).")
     # Several seeds of the best model: its mean and t interval, and a smoke run says so first.
     best = [_record(tmp_path / f"fast{s}", a, "fast", seed=s, train_images=50000) for s, a in ((1, 0.94), (2, 0.942))]
@@ -484,8 +485,26 @@ def test_executive_summary_holm_corrects_across_the_experiments(tmp_path):
     assert "none of them differ from it" in sentence and "Holm-corrected for the 2 comparisons" in sentence
 
 
+def test_each_experiment_is_compared_with_what_it_changes_and_other_architectures_with_nothing(tmp_path):
+    seeds = (1, 2, 3)
+    folders = [_record(tmp_path / f"seed{s}", a, seed=s) for s, a in zip(seeds, (0.79, 0.795, 0.80))]
+    folders += [_record(tmp_path / f"short{s}", a, seed=s, epochs=2) for s, a in zip(seeds, (0.70, 0.705, 0.71))]
+    folders += [_record(tmp_path / f"resnet{s}", a, seed=s, model="resnet18", optimizer="sgd", lr=0.1)
+                for s, a in zip(seeds, (0.30, 0.31, 0.32))]
+    # An ablation arm at a smaller size of the fast recipe: against its own full arm, not the unchanged recipe.
+    small = {"epochs": 2, "batch_size": 500}
+    folders += [_record(tmp_path / f"full{s}", a, "fast", seed=s, **small) for s, a in zip(seeds, (0.85, 0.856, 0.86))]
+    folders += [_record(tmp_path / f"sgd{s}", a, "fast", seed=s, label_smoothing=0.0, **small)
+                for s, a in zip(seeds, (0.845, 0.85, 0.852))]
+    sentence = landing.executive_summary(landing.configurations(folders))[-1]
+    assert sentence.startswith("The experiments compared 2 configurations with the configuration each one changes")
+    assert "resnet18" not in sentence  # another architecture is notebook 07's question, at equal time
+    assert "The largest difference is the seed recipe (seed_cnn, 2 epochs" in sentence and "-9.00 points" in sentence
+
+
 def test_landing_page_links_both_renderings_and_each_notebooks_figures(tmp_path):
     for name in ("reports/01_data_exploration.html", "reports/01_data_exploration.code.html",
+                 "reports/06_robustness.html", "reports/06_robustness.code.html",
                  "figures/01_class_balance.png", "figures/landing_page.png", "figures/07_unknown.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
@@ -498,6 +517,7 @@ def test_landing_page_links_both_renderings_and_each_notebooks_figures(tmp_path)
     assert 'href="reports/01_data_exploration.code.html"' in page and 'src="figures/01_class_balance.png"' in page
     assert "landing_page.png" not in page and "07_unknown" not in page  # only the notebooks' own figures
     assert "02_training" not in page  # a notebook without a report is not listed
+    assert "<td>06 · Robustness" in page  # no executed copy (a clone's report skipped it): the source's title
 
 
 # ----------------------------------------------------------------------------- every way a report can fail
