@@ -75,12 +75,16 @@ class FastNet(nn.Module):
     PATCH = 2
 
     def __init__(self, widths=(64, 256, 256), bn_momentum: float = 0.4, head_scale: float = 1 / 9,
-                 whiten_eps: float = 5e-4, num_classes: int = 10, head_init_std: float | None = None):
+                 whiten_eps: float = 5e-4, num_classes: int = 10, head_init_std: float | None = None,
+                 whiten: bool = True):
         super().__init__()
         n_patch = 3 * self.PATCH * self.PATCH
         # Both signs of every whitened direction: GELU then sees each feature's two halves.
         self.whiten = nn.Conv2d(3, 2 * n_patch, self.PATCH, padding=0, bias=True)
-        self.whiten.weight.requires_grad_(False)  # fitted to the data, never trained
+        # whiten=False (notebook 04's "no whitening" arm): the same 2x2 conv, randomly initialised and trained
+        # like the others instead of fitted to the data and frozen.
+        self.whitened = bool(whiten)
+        self.whiten.weight.requires_grad_(not self.whitened)
         nn.init.zeros_(self.whiten.bias)
         self.whiten_eps = whiten_eps
         self.act = nn.GELU()
@@ -103,7 +107,9 @@ class FastNet(nn.Module):
     @torch.no_grad()
     def initialize_from_data(self, mean: torch.Tensor, std: torch.Tensor, train_images: torch.Tensor,
                              max_images: int = 5000) -> None:
-        """Fit the whitening conv to the normalised training images' 2x2 patches."""
+        """Fit the whitening conv to the normalised training images' 2x2 patches (nothing without whitening)."""
+        if not self.whitened:
+            return
         weight, bias = whitening_filters(train_images, mean, std, self.PATCH, self.whiten_eps, max_images)
         self.whiten.weight.copy_(weight.to(self.whiten.weight))
         self.whiten.bias.copy_(bias.to(self.whiten.bias))

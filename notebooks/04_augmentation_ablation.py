@@ -97,9 +97,6 @@ if SMOKE:
 display(Markdown(f"Every run: {budget.describe()}."))
 pd.DataFrame({"changes in the full recipe": [A.describe_arm(a) for a in arms]}, index=pd.Index(arms, name="arm"))
 
-# %%
-display(Markdown("\n".join(f"- **{name}**: {why}." for name, why in A.NOT_RUN.items())))
-
 # %% [markdown]
 # ## The pilot: how much do seeds alone move the full recipe?
 #
@@ -179,7 +176,7 @@ section = E.markdown_section(
      f"differences in validation accuracy, paired by seed, with 95% intervals, Holm-corrected p-values, the effect "
      f"each row's seeds detect at 80% power, and TOST at ±{100 * EQUIVALENCE_MARGIN:g} point"
      f"{'' if EQUIVALENCE_MARGIN == 0.01 else 's'}.",
-     "", *plan.sentences(), "", *(f"{name}: {why}." for name, why in A.NOT_RUN.items())],
+     "", *plan.sentences()],
     shown, list(table["sentence"]),
     [C.findings(table, A.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "", test_sentence, "",
      "![what each piece buys](figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])

@@ -259,3 +259,16 @@ def test_the_whitening_bias_trains_only_for_its_first_epochs():
     assert lrs[0] == (pytest.approx(0.24 * 106 / 0.24), pytest.approx(0.24))
     assert lrs[1][0] == pytest.approx(106 * (1 - 10 / 25)) and lrs[2][0] == 0.0 and lrs[4][0] == 0.0
     assert lrs[3][1] == pytest.approx(0.12) and lrs[4][1] == pytest.approx(0.24 * 0.01)
+
+
+def test_without_whitening_the_first_conv_is_trained_from_a_random_start_not_fitted():
+    from cifar_utils.fastnet import FastNet
+
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    mean, std = torch.full((3,), 120.0), torch.full((3,), 60.0)
+    fitted, learned = FastNet(widths=(8, 16, 16)), FastNet(widths=(8, 16, 16), whiten=False)
+    before = [m.whiten.weight.clone() for m in (fitted, learned)]
+    for m in (fitted, learned):
+        m.initialize_from_data(mean, std, images)
+    assert not torch.equal(fitted.whiten.weight, before[0]) and not fitted.whiten.weight.requires_grad
+    assert torch.equal(learned.whiten.weight, before[1]) and learned.whiten.weight.requires_grad
