@@ -132,22 +132,24 @@ def _changes(group: Configuration) -> tuple[str, frozenset]:
     return name, differs
 
 
-def _reference(group: Configuration, groups: list[Configuration]) -> Configuration | None:
+def _reference(group: Configuration, groups: list[Configuration], changes: dict) -> Configuration | None:
     """What `group` is an experiment on: the multi-seed configuration of the same recipe and model, trained and
     tested on the same images, whose changes are a strict part of the group's, the most specific one first.
     An ablation arm gets its full recipe, a searched trial the recipe it varies, a shorter seed recipe the seed
-    recipe; another architecture gets none (notebook 07 compares those at equal time instead)."""
-    name, changes = _changes(group)
+    recipe; another architecture gets none (notebook 07 compares those at equal time instead).
+    `changes` holds _changes of every group, by id."""
+    name, changed = changes[id(group)]
     candidates = [r for r in groups if r is not group and r.n >= 2 and r.config.get("model") == group.config.get("model")
                   and r.train_images == group.train_images and r.test_images == group.test_images
-                  and _changes(r)[0] == name and _changes(r)[1] < changes]
-    return max(candidates, key=lambda r: len(_changes(r)[1]), default=None)
+                  and changes[id(r)][0] == name and changes[id(r)][1] < changed]
+    return max(candidates, key=lambda r: len(changes[id(r)][1]), default=None)
 
 
 def _experiments_sentence(groups: list[Configuration]) -> str | None:
     """Each multi-seed configuration against the one it changes (see _reference): Welch's test for each (their
     seeds need not match), Holm-corrected across all of them."""
-    pairs = [(g, ref) for g in groups if g.n >= 2 and (ref := _reference(g, groups)) is not None]
+    changes = {id(g): _changes(g) for g in groups}
+    pairs = [(g, ref) for g in groups if g.n >= 2 and (ref := _reference(g, groups, changes)) is not None]
     compared = [(g, ref, stats.welch_test(g.accuracies, ref.accuracies)) for g, ref in pairs]
     compared = [c for c in compared if not math.isnan(c[2].p_value)]
     if not compared:
