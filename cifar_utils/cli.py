@@ -250,9 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--epochs", type=_positive_int, help="shortcut for -p EPOCHS N")
     rep.add_argument("--no-download", dest="download", action="store_false", default=None,
                      help="fail instead of downloading a missing dataset")
-    rep.add_argument("--retrain", action="store_true",
+    rep.add_argument("--retrain", "--rerun", action="store_true",
                      help="train again even when outputs/runs/ (or, for notebooks 04, 05 and 07, experiments/runs/) holds a "
-                          "finished run of the same configuration")
+                          "finished run of the same configuration: the seed baseline, the committed fast model and every "
+                          "experiment")
     rep.add_argument("--skip-experiments", action="store_true",
                      help="run notebooks 01-03 only: the ablation (04), the search (05) and the architectures (07) train "
                           "dozens of runs, many hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "

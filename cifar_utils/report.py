@@ -10,6 +10,7 @@ What it writes under the output folder (default `outputs/`):
     reports/<nb>.code.html the same with its code        figures/*.png       every figure they show
     results.md             the summary, tables and provenance
     output.png             the training curves (seed's name)          runs/<name>/   the run notebook 02 trained
+    runs/fast-val5k-seed0/ the fast model notebooks 03 and 06 analyse beside it: committed, reused (reference_runs.py)
     experiments/*.md       the sections of notebooks 04-07 (also in results.md); 06's accuracy table as .csv
     experiments/runs/<digest>/   the records of notebooks 04, 05 and 07's runs      experiments/studies.journal   05's study
     cache/corruptions/     notebook 06's corrupted test sets, made once and reused (not part of the report)
@@ -41,6 +42,7 @@ from . import atomic, landing, locks, runs
 from . import corruptions as CR
 from . import data as D
 from . import ablation as A
+from . import reference_runs as REF
 from . import architectures as AR
 from . import experiments as E
 from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
@@ -63,6 +65,10 @@ LONG_NOTEBOOKS = (*EXPERIMENT_NOTEBOOKS, ROBUSTNESS_NOTEBOOK, ARCHITECTURES_NOTE
 EXPERIMENTS = "experiments"  # the sections notebooks 04-07 write for results.md (OUTPUT_DIR/experiments/*.md)
 CORRUPTION_CACHE = ("cache", "corruptions")  # under the output folder, outside the staging folder: kept between reports
 RESULTS = "results.md"
+# Notebook 06 in a full report corrupts the first 2,000 test images, not all 10,000: the fast net's 65 passes over
+# 10,000 images take about 7 minutes of a 2-core CPU, and the mean over 65 sets of 2,000 is still within about
+# 0.2 points. `-p TEST_IMAGES 10000` evaluates them all.
+ROBUSTNESS_TEST_IMAGES = 2000
 # Parameters every notebook must declare: the report sets them.
 NOTEBOOK_REQUIRED = ("SMOKE", "DATA_ROOT", "VERIFY_DATA", "OUTPUT_DIR")
 # Parameters the report sets itself; users choose them with the report's own options.
@@ -268,9 +274,11 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     dataset and a run folder in RUNS that does not exist are refused before any notebook starts.
     `download` (default: not in smoke mode) fetches a missing dataset first. With `reuse`, a run
     already in `out_dir/runs/` with exactly this configuration, finished, is analysed again instead
-    of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04, 05 and 07.
+    of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04, 05 and 07
+    and the committed fast model (reference_runs.py), which a full report otherwise trains first.
     `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU, and notebook 06
-    evaluates every run on 65 corrupted copies of the test set.
+    evaluates every run on 65 corrupted copies of the test set (of its first ROBUSTNESS_TEST_IMAGES, unless
+    TEST_IMAGES says otherwise).
     One report writes `out_dir` at a time, and nothing else writes its run folder meanwhile: another
     writer is refused with its PID and command, or with `wait` waited for. `cell_timeout` (seconds)
     stops a notebook whose cell runs longer.
@@ -301,12 +309,11 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     if not isinstance(run_name, str) or not run_name or Path(run_name).name != run_name or run_name.startswith("."):
         raise ConfigError(f"RUN_NAME must be a plain folder name, got {run_name!r}")
     runs_dir = out_dir / "runs"
+    compare = None  # None: the run trained now, then every other run present once the reference runs are
     if "RUNS" in params:  # the run trained now (it does not exist yet), then the ones asked for
         asked = params.pop("RUNS") or []
         asked = [asked] if isinstance(asked, (str, os.PathLike)) else list(asked)
         compare = runs.resolve_runs([r for r in asked if Path(str(r)).name != run_name], runs_dir)
-    else:  # the run trained now, then every other run already present
-        compare = [p for p in runs.list_runs(runs_dir) if p.name != run_name]
     _check_dataset(root, download=(not smoke) if download is None else download, verify=verify)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -318,6 +325,15 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
         staging = _new_staging(out_dir)
         try:
             reuse = bool(params.pop("REUSE", reuse))
+            if experiments and not smoke:
+                log(f"[0/{len(notebooks)}] the reference runs the report analyses beside its own: "
+                    f"{', '.join(REF.REFERENCE_RUNS)}")
+                t0 = time.perf_counter()
+                REF.ensure_reference_runs(runs_dir, data_root=root, reuse=reuse, skip=(run_name,),
+                                          log=lambda m: log(f"      {m}"))
+                log(f"      done in {time.perf_counter() - t0:.1f} s")
+            if compare is None:
+                compare = [p for p in runs.list_runs(runs_dir) if p.name != run_name]
             if reuse and finished_run_matches(config, runs_dir / run_name):
                 # The notebook sees the finished run in its staging folder and loads it instead of training.
                 shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
@@ -326,7 +342,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             analysed = [str(staging / "runs" / run_name)] + [str(p) for p in compare]
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
                         "03_results_analysis.ipynb": {"RUNS": analysed, "EXPERIMENT_RUNS_DIR": str(E.runs_store(out_dir))},
-                        ROBUSTNESS_NOTEBOOK: {"RUNS": analysed, "CACHE_DIR": str(out_dir.joinpath(*CORRUPTION_CACHE))},
+                        ROBUSTNESS_NOTEBOOK: {"RUNS": analysed, "CACHE_DIR": str(out_dir.joinpath(*CORRUPTION_CACHE)),
+                                              "TEST_IMAGES": params.get("TEST_IMAGES") or (None if smoke else ROBUSTNESS_TEST_IMAGES)},
                         **{name: {"RUNS_DIR": str(E.runs_store(out_dir)), "RERUN": not reuse} for name in RECORD_NOTEBOOKS}}
             display = PathDisplay(out_dir, staging, root)  # how the renderings show the paths passed here
             with _kernel_environment(smoke):

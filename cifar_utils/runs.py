@@ -190,6 +190,15 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return payload
 
 
+def drop_training_state(run_dir: str | Path) -> None:
+    """Rewrite a finished run's checkpoint with what analysing it needs (config, weights, history), without
+    the optimizer's, averager's and random generators' state: half the size or less, for a run kept in the
+    repository. The run can no longer be resumed, which a finished run never needs."""
+    path = Path(run_dir) / CHECKPOINT
+    payload = load_checkpoint(path)
+    save_checkpoint(path, {k: payload[k] for k in ("config", "model", "history") if k in payload})
+
+
 def _load_failure(exc: Exception) -> str:
     """The telling line of a torch.load error, e.g. 'Unsupported operand 203' rather than its preamble."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

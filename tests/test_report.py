@@ -1,5 +1,6 @@
 """The report command: bad input refused up front, failures reported and harmless, a smoke run end to end."""
 import html
+import json
 import os
 import re
 import signal
@@ -647,3 +648,48 @@ def test_ctrl_c_during_a_report_replaces_nothing_and_stops_the_kernel(tmp_path, 
     while Path(f"/proc/{kernel}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{kernel}").exists(), "the kernel outlived the interrupted report"
+
+
+@pytest.mark.slow
+def test_a_full_report_analyses_the_reference_run_beside_its_own(tmp_path, synthetic_root, monkeypatch):
+    """Not smoke: the reference run is trained once (reused the next time, trained again with --retrain),
+    notebooks 03 and 06 receive it after the report's own run, and 06 corrupts the first 2,000 test images."""
+    from cifar_utils import reference_runs as REF
+
+    monkeypatch.setattr(REF, "REFERENCE_RUNS", {"tiny-ref": ("seed", {"epochs": 1, "train_subset": 200, "val_size": 100})})
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _fake_notebook(nbs / "01_data_exploration.ipynb", "x = 1")
+    _fake_notebook(nbs / "02_training.ipynb",
+                   "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
+                   "from cifar_utils.config import TrainConfig\nfrom cifar_utils.training import fit\n"
+                   f"fit(TrainConfig(epochs=1, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
+                   "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
+                   params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    record = "import json\nopen({path!r}, 'w').write(json.dumps({{'runs': [str(r) for r in RUNS], 'test_images': TEST_IMAGES}}))"
+    _fake_notebook(nbs / "03_results_analysis.ipynb", record.format(path=str(seen / "03.json")),
+                   params="RUNS = None\nTEST_IMAGES = None\nEXPERIMENT_RUNS_DIR = None")
+    _fake_notebook(nbs / "06_robustness.ipynb", record.format(path=str(seen / "06.json")),
+                   params="RUNS = None\nTEST_IMAGES = None\nCACHE_DIR = None")
+    for name in R.RECORD_NOTEBOOKS:
+        _fake_notebook(nbs / name, "x = 1", params="RUNS_DIR = None\nRERUN = False")
+    out = tmp_path / "out"
+    said = []
+    R.run_report(out, data_root=synthetic_root, verify=False, notebooks_dir=nbs, log=said.append)
+
+    reference = out / "runs" / "tiny-ref"
+    assert runs.load_run(reference).metrics["test_accuracy"] is not None
+    for name in ("03", "06"):
+        passed = json.loads((seen / f"{name}.json").read_text())
+        assert [Path(r).name for r in passed["runs"]] == ["seed-seed_cnn-seed0", "tiny-ref"]
+    assert json.loads((seen / "06.json").read_text())["test_images"] == R.ROBUSTNESS_TEST_IMAGES
+    assert json.loads((seen / "03.json").read_text())["test_images"] is None  # 03 still evaluates every test image
+
+    trained_at = (reference / runs.CHECKPOINT).stat().st_mtime_ns
+    R.run_report(out, data_root=synthetic_root, verify=False, notebooks_dir=nbs, params={"TEST_IMAGES": 300}, log=None)
+    assert (reference / runs.CHECKPOINT).stat().st_mtime_ns == trained_at  # reused
+    assert json.loads((seen / "06.json").read_text())["test_images"] == 300
+    R.run_report(out, data_root=synthetic_root, verify=False, notebooks_dir=nbs, reuse=False, log=None)
+    assert (reference / runs.CHECKPOINT).stat().st_mtime_ns != trained_at  # --retrain trains it again
