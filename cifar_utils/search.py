@@ -121,8 +121,11 @@ def create_search(name: str, storage=None, base: TrainConfig | None = None, spac
     very search; a study of that name with other settings is refused. Returns the study."""
     search = Search((base or search_base_config()).validate(), space or SearchSpace(), trials, **pruning)
     _check_search(search)
-    study = optuna.create_study(study_name=name, storage=studies.open_storage(storage), direction="maximize",
-                                load_if_exists=True)
+    opened = studies.open_storage(storage)
+    try:  # opened, not created again: a journal logs every create, even one that finds the study there
+        study = optuna.load_study(study_name=name, storage=opened)
+    except KeyError:  # load_if_exists: another worker may create it between the two calls
+        study = optuna.create_study(study_name=name, storage=opened, direction="maximize", load_if_exists=True)
     stored = study.user_attrs.get(SETTINGS_ATTR)
     if stored is None:
         study.set_user_attr(SETTINGS_ATTR, search.to_dict())

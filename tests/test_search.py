@@ -234,6 +234,15 @@ def test_a_study_of_the_same_name_with_other_settings_is_refused(tmp_path):
         S.create_search("t", journal, base=S.search_base_config(val_size=0))
 
 
+def test_opening_an_existing_study_leaves_its_journal_unchanged(tmp_path):
+    """A report that reuses a finished study must not dirty the committed journal (it once appended a create)."""
+    journal = tmp_path / "d.journal"
+    S.create_search("s", str(journal), **tiny_search(3))
+    before = journal.read_bytes()
+    S.create_search("s", str(journal), **tiny_search(3))
+    assert journal.read_bytes() == before
+
+
 def test_the_worker_cli_says_what_is_wrong_in_one_line(tmp_path, synthetic_root, capsys):
     assert main(["worker", "--study", "nope", "--storage", str(tmp_path / "x.journal"),
                  "--data-root", str(synthetic_root), "--no-verify"]) == 2
