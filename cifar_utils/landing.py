@@ -208,15 +208,18 @@ def _figure_caption(name: str) -> str:
     return Path(name).stem.split("_", 1)[-1].replace("_", " ")
 
 
-def index_html(summary: list[str], notebooks, folders) -> str:
+def index_html(summary: list[str], notebooks, folders, superseded: tuple[str, ...] = ()) -> str:
     """The landing page: the summary, a table of the reports (both renderings) and each notebook's figures.
 
     `folders` are searched in order for reports/, notebooks/ and figures/ (the report passes its staging
     folder and then the output folder, so the page describes the folder as it will be once moved into place).
+    Figures whose names start with a prefix in `superseded` count only from the first folder: the notebooks
+    that made them ran again, so an older one they did not make again (a run since deleted) is gone.
     """
     esc = html.escape
     rows, sections = [], []
-    figures = sorted({p.name for f in folders for p in (Path(f) / "figures").glob("*.png")})
+    figures = sorted({p.name for i, f in enumerate(folders) for p in (Path(f) / "figures").glob("*.png")
+                      if i == 0 or not p.name.startswith(superseded)})
     for name in notebooks:
         stem = Path(name).stem
         plain, coded = rendering_names(stem)
@@ -242,8 +245,8 @@ def index_html(summary: list[str], notebooks, folders) -> str:
             f"<h2>Figures</h2>\n{''.join(sections) or '<p>No figures yet.</p>'}\n</body>\n</html>\n")
 
 
-def write_index(target_dir, summary: list[str], notebooks, folders=None) -> Path:
+def write_index(target_dir, summary: list[str], notebooks, folders=None, superseded: tuple[str, ...] = ()) -> Path:
     """Write `target_dir`/index.html (see index_html); `folders` default to `target_dir` alone."""
     target = Path(target_dir) / INDEX
-    atomic.write_text(target, index_html(summary, notebooks, folders or [target_dir]))
+    atomic.write_text(target, index_html(summary, notebooks, folders or [target_dir], superseded))
     return target

@@ -216,12 +216,17 @@ def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, value
                              f"{str(exc).strip()[:300]}); nothing in {out_dir} was replaced") from None
 
 
-def _move_into_place(staging: Path, out_dir: Path, run_name: str) -> None:
-    """Rename the staged files over the old ones: the run folder first, results.md last."""
+def _move_into_place(staging: Path, out_dir: Path, run_name: str, superseded: tuple[str, ...] = ()) -> None:
+    """Rename the staged files over the old ones: the run folder first, results.md last. Old figures with a
+    prefix in `superseded` that this report did not make again (a run since deleted or renamed) are removed."""
     final_run = out_dir / "runs" / run_name
     try:
         final_run.parent.mkdir(parents=True, exist_ok=True)
         atomic.replace_folder(staging / "runs" / run_name, final_run, trash=staging / "replaced-run")
+        made = {p.name for p in (staging / "figures").glob("*.png")}
+        for old in (out_dir / "figures").glob("*.png"):
+            if old.name.startswith(superseded) and old.name not in made:
+                old.unlink()
         for sub in ("figures", "notebooks", "reports", EXPERIMENTS):
             for path in sorted((staging / sub).glob("*")):
                 (out_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -359,7 +364,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             present = [staging / "runs" / run_name, *(p for p in runs.list_runs(runs_dir) if p.name != run_name),
                        *runs.list_runs(E.runs_store(out_dir))]
             summary = landing.executive_summary(landing.configurations(present), smoke=smoke)
-            landing.write_index(staging, summary, NOTEBOOKS, [staging, out_dir])
+            superseded = tuple(Path(n).stem.split("_")[0] + "_" for n in notebooks)  # figure prefixes made anew
+            landing.write_index(staging, summary, NOTEBOOKS, [staging, out_dir], superseded)
             results_text = results_markdown(staging / "runs" / run_name, [staging / "runs" / run_name, *compare],
                                             seconds=seconds, smoke=smoke,
                                             # skipped: the sections the last full report wrote are still the findings
@@ -367,7 +373,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                                             overview=summary, display=display, figures=staging / "figures")
             atomic.write_text(staging / RESULTS, results_text)
             with atomic.interrupts_deferred():  # a Ctrl-C now would leave half the old report, half the new
-                _move_into_place(staging, out_dir, run_name)
+                _move_into_place(staging, out_dir, run_name, superseded)
             for name in notebooks:  # a later success supersedes an earlier failure
                 (out_dir / "notebooks" / (Path(name).stem + ".failed.ipynb")).unlink(missing_ok=True)
         except OSError as exc:  # copying the reused run, making the staging folders

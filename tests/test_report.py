@@ -676,8 +676,14 @@ def test_a_full_report_analyses_the_reference_run_beside_its_own(tmp_path, synth
     for name in R.RECORD_NOTEBOOKS:
         _fake_notebook(nbs / name, "x = 1", params="RUNS_DIR = None\nRERUN = False")
     out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "06_explanations_a-deleted-run.png").write_bytes(b"stale")  # 06 ran again without it
+    (out / "figures" / "landing_page.png").write_bytes(b"no notebook makes this")
     said = []
     R.run_report(out, data_root=synthetic_root, verify=False, notebooks_dir=nbs, log=said.append)
+    assert not (out / "figures" / "06_explanations_a-deleted-run.png").exists()
+    assert "a-deleted-run" not in (out / "index.html").read_text()
+    assert (out / "figures" / "landing_page.png").read_bytes() == b"no notebook makes this"
 
     reference = out / "runs" / "tiny-ref"
     assert runs.load_run(reference).metrics["test_accuracy"] is not None
