@@ -327,18 +327,22 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
         < results.index("## Section of 06_robustness") < results.index("## Section of 07_architectures")
 
 
-@pytest.mark.slow
-def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root):
-    nbs = tmp_path / "nbs"
-    nbs.mkdir()
+def _stand_in_01_and_02(nbs: Path, synthetic_root: Path) -> None:
+    """01 does nothing; 02 leaves the finished run that results.md describes: one epoch on the synthetic data."""
     _fake_notebook(nbs / "01_data_exploration.ipynb", "x = 1")
-    # 02 leaves the finished run that results.md describes: one epoch on the synthetic data.
     _fake_notebook(nbs / "02_training.ipynb",
                    "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
                    "from cifar_utils.config import TrainConfig\nfrom cifar_utils.training import fit\n"
                    f"fit(TrainConfig(epochs=1, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
                    "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
                    params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")
+
+
+@pytest.mark.slow
+def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root):
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _stand_in_01_and_02(nbs, synthetic_root)
     _fake_notebook(nbs / "03_results_analysis.ipynb", "x = 1", params="RUNS = None")
     for name in R.LONG_NOTEBOOKS:
         _fake_notebook(nbs / name, "raise AssertionError('the experiments ran')")
@@ -659,13 +663,7 @@ def test_a_full_report_analyses_the_reference_run_beside_its_own(tmp_path, synth
     monkeypatch.setattr(REF, "REFERENCE_RUNS", {"tiny-ref": ("seed", {"epochs": 1, "train_subset": 200, "val_size": 100})})
     nbs = tmp_path / "nbs"
     nbs.mkdir()
-    _fake_notebook(nbs / "01_data_exploration.ipynb", "x = 1")
-    _fake_notebook(nbs / "02_training.ipynb",
-                   "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
-                   "from cifar_utils.config import TrainConfig\nfrom cifar_utils.training import fit\n"
-                   f"fit(TrainConfig(epochs=1, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
-                   "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
-                   params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")
+    _stand_in_01_and_02(nbs, synthetic_root)
     seen = tmp_path / "seen"
     seen.mkdir()
     record = "import json\nopen({path!r}, 'w').write(json.dumps({{'runs': [str(r) for r in RUNS], 'test_images': TEST_IMAGES}}))"
