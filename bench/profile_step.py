@@ -1,8 +1,9 @@
-"""Where a training step's time goes, and two quick what-ifs (memory layout, torch.compile).
+"""Where a training step's time goes, and three quick what-ifs (memory layout, torch.compile, convs as matmul).
 
     CIFAR10_ROOT=/work/shared/cifar10 python bench/profile_step.py                  # profile 3 steps
     python bench/profile_step.py --mode layout --steps 5    # channels_last vs NCHW, side by side
     python bench/profile_step.py --mode compile --steps 20  # torch.compile vs eager, compile time included
+    python bench/profile_step.py --mode matmul --steps 6 --batch-size 2000   # small maps' convs as one matmul
 
 `profile` runs the recipe's real pieces (its augmentation, model, loss, optimizer, weight
 averaging, TTA evaluation) under torch.profiler for a few steps and prints the time per phase and
@@ -145,22 +146,35 @@ def _time_steps(config, state, split, device, precision, steps: int) -> list[flo
     return times
 
 
-def mode_layout(args, split, device) -> None:
-    """channels_last vs NCHW, steps interleaved so that machine noise hits both alike."""
+def _interleaved(args, split, device, variants: dict, label: str) -> None:
+    """Median step time of each variant (name -> config), steps interleaved so that machine noise hits all alike."""
     runs = {}
-    for cl in (True, False):
-        config = make_config(args, channels_last=cl)
+    for name, config in variants.items():
         state = init_state(config, split, device)
         precision = resolve_precision(config.precision, device)
         _time_steps(config, state, split, device, precision, 1)  # warm-up
-        runs[cl] = (config, state, precision, [])
+        runs[name] = (config, state, precision, [])
     for _ in range(args.steps):
-        for cl, (config, state, precision, times) in runs.items():
+        for name, (config, state, precision, times) in runs.items():
             times.extend(_time_steps(config, state, split, device, precision, 1))
-    print("\n| memory format | median step s | img/s |\n|---|---|---|")
-    for cl, (config, _, _, times) in runs.items():
+    print(f"\n| {label} | median step s | img/s |\n|---|---|---|")
+    for name, (config, _, _, times) in runs.items():
         med = statistics.median(times)
-        print(f"| {'channels_last' if cl else 'NCHW'} | {med:.3f} | {config.batch_size / med:.1f} |")
+        print(f"| {name} | {med:.3f} | {config.batch_size / med:.1f} |")
+
+
+def mode_layout(args, split, device) -> None:
+    """channels_last vs NCHW."""
+    _interleaved(args, split, device, {"channels_last": make_config(args, channels_last=True),
+                                       "NCHW": make_config(args, channels_last=False)}, "memory format")
+
+
+def mode_matmul(args, split, device) -> None:
+    """Every convolution by oneDNN vs the small maps' (7x7 and smaller) as one matrix product (fastnet.shifted_views_conv)."""
+    plain = make_config(args)
+    small = make_config(args)
+    small.model_kwargs = {**small.model_kwargs, "matmul_max_size": 7}
+    _interleaved(args, split, device, {"conv2d everywhere": plain, "matmul on maps <= 7x7": small}, "convolutions")
 
 
 def mode_compile(args, split, device) -> None:
@@ -194,7 +208,7 @@ def mode_compile(args, split, device) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mode", choices=("profile", "layout", "compile"), default="profile")
+    p.add_argument("--mode", choices=("profile", "layout", "compile", "matmul"), default="profile")
     p.add_argument("--recipe", default="fast", choices=sorted(RECIPES))
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=512)
@@ -209,7 +223,7 @@ def main(argv=None) -> int:
     split, test = load_split(args)
     print(machine_line(provenance(device)))
     {"profile": lambda: mode_profile(args, split, test, device), "layout": lambda: mode_layout(args, split, device),
-     "compile": lambda: mode_compile(args, split, device)}[args.mode]()
+     "compile": lambda: mode_compile(args, split, device), "matmul": lambda: mode_matmul(args, split, device)}[args.mode]()
     return 0
 
 

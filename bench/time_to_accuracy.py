@@ -68,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--epochs", type=int, help="default: the recipe's (or SHORT's with --short)")
     p.add_argument("--widths", type=_widths, help="the fast net's three block widths, e.g. 32,64,64")
+    p.add_argument("--matmul-max-size", type=int, default=None, metavar="N",
+                   help="the fast net's convolutions on maps of at most NxN as one matrix product "
+                        "(fastnet.shifted_views_conv; default: the recipe's, oneDNN everywhere)")
     p.add_argument("--short", action="store_true", help=f"the short configuration {SHORT}, aimed at 78.46%%")
     p.add_argument("--val-size", type=int, default=0, help="validation images held out (default 0: train on all 50k)")
     p.add_argument("--train-subset", type=int, help="train on only this many images (quick checks)")
@@ -93,6 +96,8 @@ def config_for(args: argparse.Namespace, seed: int):
         config.model_kwargs = {**config.model_kwargs, "widths": list(widths)}
         if "head_scale" in config.model_kwargs:  # fast: the head is scaled by 1/width, as in experiments.py
             config.model_kwargs["head_scale"] = 1 / widths[-1]
+    if args.matmul_max_size is not None:
+        config.model_kwargs = {**config.model_kwargs, "matmul_max_size": args.matmul_max_size}
     return config.validate()
 
 
@@ -188,7 +193,8 @@ def main(argv=None) -> int:
 
     widths = config.model_kwargs.get("widths", "default")
     label = (f"{args.recipe}{' (short)' if args.short else ''}: {config.model} widths={widths}, "
-             f"epochs={config.epochs}, batch={config.batch_size}")
+             f"epochs={config.epochs}, batch={config.batch_size}"
+             + (f", matmul on maps <= {args.matmul_max_size}" if args.matmul_max_size else ""))
     header = ("recipe", "n", "test acc (TTA)", "test acc (no TTA)", "median wall s", "img/s", "GFLOP/s",
               "ceiling GFLOP/s", "share of ceiling")
     cells = (label, str(len(rows)), _mean_std([r["test_tta"] for r in rows]), _mean_std([r["test_plain"] for r in rows]),

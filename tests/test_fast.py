@@ -272,3 +272,42 @@ def test_without_whitening_the_first_conv_is_trained_from_a_random_start_not_fit
         m.initialize_from_data(mean, std, images)
     assert not torch.equal(fitted.whiten.weight, before[0]) and not fitted.whiten.weight.requires_grad
     assert torch.equal(learned.whiten.weight, before[1]) and learned.whiten.weight.requires_grad
+
+
+@pytest.mark.parametrize("size", [3, 7])
+def test_the_matmul_convolution_equals_conv2d_forward_and_backward(size):
+    shifted_views_conv = fastnet.shifted_views_conv
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, size, size).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    w = torch.randn(8, 16, 3, 3, requires_grad=True)
+    g = torch.randn(4, 8, size, size)
+    ours = shifted_views_conv(x, w)
+    (ours * g).sum().backward()
+    ours_grads = x.grad.clone(), w.grad.clone()
+    x.grad, w.grad = None, None
+    reference = torch.nn.functional.conv2d(x, w, padding=1)
+    (reference * g).sum().backward()
+    torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ours_grads[0], x.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(ours_grads[1], w.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_the_matmul_path_is_taken_only_for_small_maps_and_changes_no_output(monkeypatch):
+    torch.manual_seed(0)
+    plain = fastnet.FastNet(widths=(16, 32, 32))
+    small = fastnet.FastNet(widths=(16, 32, 32), matmul_max_size=7)
+    small.load_state_dict(plain.state_dict())
+    calls = []
+    original = fastnet.shifted_views_conv
+
+    def counted(x, w):
+        calls.append(tuple(x.shape[-2:]))
+        return original(x, w)
+
+    monkeypatch.setattr(fastnet, "shifted_views_conv", counted)
+    x = torch.randn(2, 3, 32, 32)
+    out = small(x)
+    assert sorted(calls) == [(3, 3), (7, 7), (7, 7)]  # block 1's second conv, block 2's two; never 31x31 or 15x15
+    calls.clear()
+    torch.testing.assert_close(out, plain(x), rtol=1e-4, atol=1e-4)
+    assert calls == []  # the default leaves every convolution to conv2d
