@@ -6,7 +6,7 @@ For three of the net's conv shapes (batch 500, bf16, channels_last) it times for
 F.conv2d (oneDNN), of F.unfold + matmul, and of "nhwc-cat": the 9 shifted views of the padded NHWC
 input concatenated along channels and multiplied by the filters in one matmul. It prints ms per call,
 GFLOP/s and the largest difference from an fp32 convolution. Interleaved rounds; medians.
-Nothing in the library uses this yet.
+The "nhwc-cat" path is the library's own fastnet.shifted_views_conv (FastNet(matmul_max_size=...), opt-in).
 """
 import statistics
 import sys
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cifar_utils import allocator  # noqa: E402
+from cifar_utils.fastnet import shifted_views_conv  # noqa: E402
 from cifar_utils.provenance import machine_line, provenance  # noqa: E402
 
 allocator.retain_freed_memory()
@@ -35,15 +36,7 @@ def gemm_path(x, w):
     return out.reshape(b, h, wd, -1).permute(0, 3, 1, 2)
 
 
-def nhwc_gemm(x, w):
-    # channels_last input: pad, gather the 9 shifted views along channels, one matmul
-    b, c, h, wd = x.shape
-    xp = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1)        # b, h+2, w+2, c
-    cols = torch.cat([xp[:, i:i + h, j:j + wd, :] for i in range(3) for j in range(3)], dim=3)  # b,h,w,9c
-    wm = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)    # out, (kh,kw,c)
-    out = cols.reshape(b * h * wd, 9 * c) @ wm.t()
-    return out.reshape(b, h, wd, -1).permute(0, 3, 1, 2)
-
+PATHS = (("conv", conv_path), ("unfold", gemm_path), ("nhwc-cat", shifted_views_conv))  # the last: what the library uses
 
 print(machine_line(provenance(torch.device('cpu')), 'bf16'))
 for hw, cin in ((7, 256), (3, 256), (15, 64)):
@@ -54,13 +47,13 @@ for hw, cin in ((7, 256), (3, 256), (15, 64)):
     flops = 2 * B * hw * hw * cin * cout * 9 * 3
     res = {}
     for rnd in range(3):
-        for name, fn in (("conv", conv_path), ("unfold", gemm_path), ("nhwc-cat", nhwc_gemm)):
+        for name, fn in PATHS:
             x = x0.clone().requires_grad_(True); w = w0.clone().requires_grad_(True)
             ts = []
             for _ in range(4):
                 t = time.perf_counter(); fn(x, w).sum().backward(); ts.append(time.perf_counter() - t)
             res.setdefault(name, []).append(statistics.median(ts[1:]))
-    for name, fn in (("conv", conv_path), ("unfold", gemm_path), ("nhwc-cat", nhwc_gemm)):
+    for name, fn in PATHS:
         err = (fn(x0, w0).float() - ref).abs().max().item()
         t = statistics.median(res[name])
         print(f"{cin}->{cout} @{hw}: {name:9s} {t*1000:7.1f} ms  {flops / t / 1e9:6.0f} GFLOP/s  max err vs fp32 {err:.3f}")
