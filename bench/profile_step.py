@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
 
+from cifar_utils import allocator  # noqa: E402
 from cifar_utils import data as D  # noqa: E402
 from cifar_utils.models import count_macs  # noqa: E402
 from cifar_utils.provenance import machine_line, provenance  # noqa: E402
@@ -219,6 +220,7 @@ def main(argv=None) -> int:
     p.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--top", type=int, default=0, help="also print the N most expensive operators")
     args = p.parse_args(argv)
+    allocator.retain_freed_memory()  # what fit() does, so the steps timed here are the steps a run takes
     device = resolve_device(args.device)
     split, test = load_split(args)
     print(machine_line(provenance(device)))
