@@ -112,10 +112,13 @@ def welch_test(a, b, confidence: float = 0.95) -> Comparison:
     if se == 0:
         return Comparison(difference, math.nan, math.nan, math.nan, math.nan, math.nan, len(x), len(y), confidence, 0.0)
     df = (va + vb) ** 2 / (va ** 2 / (len(x) - 1) + vb ** 2 / (len(y) - 1))  # Welch-Satterthwaite
-    result = stats.ttest_ind(x, y, equal_var=False)
+    # t and p from the variances above rather than scipy's ttest_ind, which recomputes them and warns of
+    # "catastrophic cancellation" whenever one arm's seeds all scored the same (common with few seeds).
+    t = difference / se
+    p = float(2 * stats.t.sf(abs(t), df))
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
-    return Comparison(difference, difference - half, difference + half, float(result.statistic), float(df),
-                      float(result.pvalue), len(x), len(y), confidence, se)
+    return Comparison(difference, difference - half, difference + half, t, float(df), p,
+                      len(x), len(y), confidence, se)
 
 
 def paired_test(a, b, confidence: float = 0.95) -> Comparison:

@@ -44,6 +44,18 @@ def test_welch_t_df_p_and_interval():
     assert c.ci_low < 0 < c.ci_high
 
 
+def test_welch_with_one_arm_that_never_varies_is_exact_and_quiet():
+    """Seeds of one arm that all scored the same: the test stays defined, and no RuntimeWarning reaches the notebook."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = stats.welch_test([0.9, 0.9, 0.9], [0.881, 0.882, 0.883])
+    se = math.sqrt(1e-6 / 3)  # only the second arm varies: its variance 1e-6 over n = 3
+    assert c.t == pytest.approx(0.018 / se) and c.df == pytest.approx(2)
+    assert c.p_value == pytest.approx(2 * sp.t.sf(0.018 / se, 2))
+
+
 def test_welch_is_antisymmetric():
     ab, ba = stats.welch_test(A, B), stats.welch_test(B, A)
     assert ba.difference == pytest.approx(-ab.difference)
