@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .fastnet import FastNet
+from .layout import to_channels_last
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -59,9 +60,7 @@ class Classifier(nn.Module):
 
 def build_model(name: str, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), channels_last: bool = False, **kwargs) -> Classifier:
     model = Classifier(build_network(name, **kwargs), mean, std, channels_last)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return to_channels_last(model) if channels_last else model
 
 
 def count_macs(model: nn.Module, input_size=(1, 3, 32, 32)) -> int:
