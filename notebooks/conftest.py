@@ -8,6 +8,9 @@ from the environment, which their kernels inherit from this process:
 - CIFAR_OUTPUTS=<a temporary folder>: runs and figures go there, never into the repository;
 - PYTHONPATH: the kernels import this checkout's cifar_utils even where it is not installed.
 
+A notebook stops at its first failed cell: the cells after it are skipped, not run. They depend on it,
+so they would fail too, and a cell that hangs would cost the 300 s cell timeout once per cell.
+
 Each notebook's jupytext pair (NN_*.py) is left alone: nbval runs the .ipynb files only.
 
 Without the real dataset ($CIFAR10_ROOT) the notebooks are skipped, as the other real-data tests are.
@@ -45,6 +48,24 @@ def pytest_collection_modifyitems(config, items):
         path = Path(str(item.path))
         if path.suffix == ".ipynb" and path.parent == HERE:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+_FAILED_CELL = pytest.StashKey[str]()  # on a notebook's item: the nodeid of its first failed cell
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    notebook = item.parent
+    if report.failed and Path(str(item.path)).suffix == ".ipynb" and _FAILED_CELL not in notebook.stash:
+        notebook.stash[_FAILED_CELL] = item.nodeid
+    return report
+
+
+def pytest_runtest_setup(item):
+    failed = item.parent.stash.get(_FAILED_CELL, None) if Path(str(item.path)).suffix == ".ipynb" else None
+    if failed is not None:
+        pytest.skip(f"not run: an earlier cell of this notebook failed ({failed})")
 
 
 def pytest_unconfigure(config):

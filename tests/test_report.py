@@ -108,6 +108,29 @@ def test_pytest_collects_the_notebooks_not_their_text_pairs():
     assert {line.split("::")[0] for line in items} == {f"notebooks/{n}" for n in R.NOTEBOOKS}
 
 
+def test_a_notebook_stops_at_its_first_failed_cell_under_nbval(tmp_path):
+    """The cells after a failure are skipped, not run: one hung cell costs one timeout, not one per cell."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    (folder / "conftest.py").write_text((NOTEBOOKS_DIR / "conftest.py").read_text())
+    marker = tmp_path / "ran-after-the-failure"
+    nb = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell("raise RuntimeError('this cell fails')"),
+                             new_code_cell(f"open({str(marker)!r}, 'w').close()"), new_code_cell("y = 2")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, folder / "stops.ipynb")
+    other = new_notebook(cells=[new_code_cell("z = 3")], metadata=nb.metadata)
+    nbformat.write(other, folder / "other.ipynb")
+    (tmp_path / "data" / "cifar-10-batches-py").mkdir(parents=True)  # the conftest skips notebooks without it
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "--nbval-lax", "-o",
+                           "addopts=", "-o", "testpaths=", str(folder)], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "CIFAR10_ROOT": str(tmp_path / "data")})
+    summary = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 failed" in summary and "2 passed" in summary and "2 skipped" in summary, done.stdout
+    assert "an earlier cell of this notebook failed" in done.stdout
+    assert not marker.exists(), "a cell after the failed one ran"
+
+
 def test_training_notebook_declares_every_training_knob():
     """Notebook 02 offers every TrainConfig field, capitalised; a new knob in config.py must appear there."""
     declared = set(R.notebook_parameters(NOTEBOOKS_DIR / "02_training.ipynb"))
