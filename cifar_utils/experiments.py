@@ -14,6 +14,7 @@ test set, once, at the end, and keeps the result in their metrics.json, where a 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,7 +29,7 @@ from .config import TrainConfig, recipe_config
 from .errors import CifarError, ConfigError, NonFiniteLoss
 from .inference import PRECISION_DTYPES, evaluate, resolve_device, with_precision
 from .tables import markdown_table
-from .training import fit_or_reuse
+from .training import finished_run_matches, fit_or_reuse
 
 RUNS = Path("experiments") / "runs"  # under the outputs folder: the committed run records
 JOURNAL = "studies.journal"  # notebook 05's default Optuna storage, beside RUNS
@@ -148,6 +149,30 @@ def run_folder(store: str | Path, config) -> Path:
     return Path(store) / config_digest(config)
 
 
+def reusable_run(store: str | Path, config: TrainConfig) -> tuple[Path, TrainConfig]:
+    """Where the finished run of `config` to reuse lives, and `config` at the precision it was trained in.
+
+    Its folder at this machine's precision first. Failing that, when `config` asks for precision "auto",
+    a finished run of the same configuration at another precision: the committed records were made where
+    "auto" meant bf16, and a machine where it means fp32 reuses them as they are rather than train them
+    all again (hours); their rows say so (`trained_precision`, `trained_on`). Else the folder to train into.
+    """
+    here = run_folder(store, config)
+    if config.precision != "auto" or _finished(config, here):
+        return here, config
+    mine = with_precision(config, resolve_device(config.device)).precision
+    for name in (p for p in PRECISION_DTYPES if p != mine):
+        other = dataclasses.replace(config, precision=name)
+        folder = run_folder(store, other)
+        if _finished(other, folder):
+            return folder, other
+    return here, config
+
+
+def _finished(config: TrainConfig, folder: Path) -> bool:
+    return reusable_record(config, folder) is not None or finished_run_matches(config, folder)
+
+
 def _as_json(values: dict) -> dict:
     return json.loads(json.dumps(values, default=str))
 
@@ -195,13 +220,13 @@ def train_runs(configs, store: str | Path, dataset, *, rerun: bool = False, allo
     rows, started = [], time.perf_counter()
     earlier = {} if done is None else {row["run"]: row for row in done.to_dict("records")}
     for i, (config, label) in enumerate(zip(configs, labels), 1):
-        folder = run_folder(store, config)
+        folder, trained_as = (run_folder(store, config), config) if rerun else reusable_run(store, config)
         if folder.name in earlier:
             rows.append({**earlier[folder.name], **label})
             continue
         name = " ".join(str(v) for v in label.values()) or folder.name
         try:
-            result = _train(config, folder, dataset, rerun, progress)
+            result = _train(trained_as, folder, dataset, rerun, progress)
         except NonFiniteLoss as exc:
             if not allow_diverged:
                 raise
@@ -214,7 +239,9 @@ def train_runs(configs, store: str | Path, dataset, *, rerun: bool = False, allo
                      "seconds": m["seconds"], "train_seconds": m.get("train_seconds", m["seconds"]),
                      "train_images": m.get("train_images"), "reused": result.reused, "diverged": False,
                      "git_commit": prov.get("git_commit"), "torch": prov.get("torch"),
-                     "device": prov.get("device_name") or prov.get("device")})
+                     "device": prov.get("device_name") or prov.get("device"),
+                     "trained_precision": with_precision(result.config, resolve_device(config.device)).precision,
+                     "trained_on": prov.get("cpu") or prov.get("device_name")})
         log(f"[{i}/{len(configs)}] {name}, seed {config.seed}: val {100 * m['val_accuracy']:.2f}%, {m['seconds']:.0f} s"
             f"{' (reused)' if result.reused else ''}; {time.perf_counter() - started:.0f} s so far")
     return pd.DataFrame(rows)
@@ -223,7 +250,7 @@ def train_runs(configs, store: str | Path, dataset, *, rerun: bool = False, allo
 def record_test(config: TrainConfig, store: str | Path, dataset, log=print) -> dict:
     """The test result of the finished run of `config`: read from its metrics.json, or evaluated now (once, with
     the configuration's test-time augmentation) and written there, so that later readers need no weights."""
-    folder = run_folder(store, config)
+    folder, _ = reusable_run(store, config)
     metrics = runs.read_json(folder / runs.METRICS)
     if metrics.get("test_accuracy") is None:
         if not (folder / runs.CHECKPOINT).is_file():
@@ -276,8 +303,10 @@ def provenance_line(frame) -> str:
     """Where a set of runs came from: how many, trained at which commits, their summed wall time."""
     trained = frame[~frame["reused"].astype(bool)] if "reused" in frame else frame
     found = lambda column: ", ".join(sorted({str(v) for v in frame.get(column, []) if isinstance(v, str) and v})) or "unknown"  # noqa: E731
+    precisions = ", ".join(f"{n} in {p}" for p, n in frame["trained_precision"].value_counts().items()) \
+        if "trained_precision" in frame else "unknown"
     return (f"{len(frame)} runs ({len(trained)} trained now, {len(frame) - len(trained)} reused from their records), "
-            f"trained at commit {found('git_commit')} with torch {found('torch')} on {found('device')}; "
+            f"trained at commit {found('git_commit')} with torch {found('torch')} on {found('device')}, {precisions}; "
             f"summed wall time {frame['seconds'].sum():.0f} s (training and validation of each run, seeds "
             f"{', '.join(map(str, sorted(set(frame['seed']))))}).")
 

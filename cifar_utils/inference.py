@@ -55,6 +55,16 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     return PRECISION_DTYPES[precision_name(precision, device)]
 
 
+def replay_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype to evaluate a trained run in again: the run's own, except bf16 on a CPU without bf16
+    instructions (a record another machine made, reused here), which evaluates in fp32: emulated bf16 is
+    about 10x slower there, and fp32 holds every bf16 weight exactly (the logits differ in rounding only)."""
+    dtype = resolve_precision(precision, device)
+    if dtype is torch.bfloat16 and device.type == "cpu" and not hardware.has_native_bf16():
+        return None
+    return dtype
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()

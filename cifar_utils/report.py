@@ -340,6 +340,11 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                 log(f"      done in {time.perf_counter() - t0:.1f} s")
             if compare is None:
                 compare = [p for p in runs.list_runs(runs_dir) if p.name != run_name]
+            # Records another machine made where "auto" meant another precision: reused, and said so in one line.
+            elsewhere = runs.precision_census([*runs.list_runs(runs_dir), *runs.list_runs(E.runs_store(out_dir))],
+                                              resolve_device(config.device)) if reuse else None
+            if elsewhere:
+                log(elsewhere)
             if reuse and finished_run_matches(config, runs_dir / run_name):
                 # The notebook sees the finished run in its staging folder and loads it instead of training.
                 shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
@@ -371,7 +376,8 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                                             seconds=seconds, smoke=smoke,
                                             # skipped: the sections the last full report wrote are still the findings
                                             experiments=staging / EXPERIMENTS if experiments else out_dir / EXPERIMENTS,
-                                            overview=summary, display=display, figures=staging / "figures")
+                                            overview=summary, display=display, figures=staging / "figures",
+                                            reused_elsewhere=elsewhere)
             atomic.write_text(staging / RESULTS, results_text)
             with atomic.interrupts_deferred():  # a Ctrl-C now would leave half the old report, half the new
                 _move_into_place(staging, out_dir, run_name, superseded)

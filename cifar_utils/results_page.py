@@ -40,10 +40,11 @@ def _analysis_lines(run_dir: Path, figures: Path | None) -> list[str]:
 
 def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None = None, smoke: bool = False,
                      experiments: Path | None = None, overview: list[str] = (), display: PathDisplay | None = None,
-                     figures: Path | None = None) -> str:
+                     figures: Path | None = None, reused_elsewhere: str | None = None) -> str:
     """results.md: the executive summary (`overview`: landing.executive_summary, as on index.html), the trained run's
     seed-format table, its test result, the comparison, the experiments' sections (`experiments/*.md`,
-    in notebook order), provenance; `display` shows the data root without its machine path."""
+    in notebook order), provenance; `display` shows the data root without its machine path; `reused_elsewhere`:
+    runs.precision_census's line on the records reused from machines of another precision."""
     summary = run_summary(run_dir)
     config = runs.read_json(run_dir / runs.CONFIG)
     metrics = runs.read_json(run_dir / runs.METRICS)
@@ -71,6 +72,7 @@ def results_markdown(run_dir: Path, compare: list[Path], seconds: float | None =
              ("date (UTC)", prov.get("date")), ("seed", config.get("seed")),
              ("training wall time", f"{metrics.get('seconds', float('nan')):.1f} s"),
              ("report wall time", f"{seconds:.1f} s" if seconds is not None else None),
+             ("records from other machines", reused_elsewhere),
              ("data", display.shown(prov["data_root"]) if display and prov.get("data_root") else prov.get("data_root"))]
     lines += [f"| {k} | {v} |" for k, v in items if v is not None]
     for section in sorted(Path(experiments).glob("*.md")) if experiments else []:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import calibration as CAL
 from . import corruptions as CR
 from . import runs
-from .inference import predict_logits, resolve_precision
+from .inference import predict_logits, replay_precision
 from .stats import verdict, welch_test
 from .tables import fmt
 
@@ -58,7 +58,7 @@ def group_runs(run_dirs) -> dict[Path, str]:
 
 def logits_of(run: runs.RunRecord, images: torch.Tensor, device) -> torch.Tensor:
     return predict_logits(run.model, images, batch_size=run.config.eval_batch_size, device=device,
-                          precision=resolve_precision(run.config.precision, device), tta=False)
+                          precision=replay_precision(run.config.precision, device), tta=False)
 
 
 def evaluate_corruptions(loaded: dict, images: torch.Tensor, names, severities, seed: int, cache_dir, device,

@@ -344,9 +344,15 @@ def _final_metrics(config, state, split, dataset, device, precision, evaluate_te
 
 
 def finished_run_matches(config: TrainConfig, run_dir: str | Path) -> bool:
-    """True when `run_dir` holds a finished run (checkpoint and metrics) of exactly `config`,
-    at the precision `config` resolves to on this machine."""
-    return _finished_run_difference(config, run_dir) == []
+    """True when `run_dir` holds a finished run (checkpoint and metrics) of exactly `config`, at the precision
+    `config` resolves to on this machine or, where `config` asks for precision "auto", at any precision: what
+    "auto" meant on the machine that trained it (see `fit_or_reuse`)."""
+    difference = _finished_run_difference(config, run_dir)
+    return difference is not None and _only_auto_precision_differs(config, difference)
+
+
+def _only_auto_precision_differs(config: TrainConfig, difference: list[str]) -> bool:
+    return difference == [] or (config.precision == "auto" and all(d.startswith("precision:") for d in difference))
 
 
 def _finished_run_difference(config: TrainConfig, run_dir: str | Path) -> list[str] | None:
@@ -369,21 +375,25 @@ def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True
     """`fit` into `run_dir`, unless it already holds this very run finished (then load it) or,
     with `resume`, an interrupted one (then continue it). A run of another config is replaced.
 
-    Re-running a notebook or the report then costs no training when nothing changed. A run
-    trained at another precision (say bf16 where "auto" now means fp32) is not this run.
+    Re-running a notebook or the report then costs no training when nothing changed. A run trained
+    at another precision (bf16 on an AVX-512 machine, where "auto" means fp32 here) is reused too when
+    `config` asks for "auto": it is what "auto" meant where it was trained, and training it again
+    would take hours on this CPU. The log line names its precision and CPU; `reuse=False` trains it
+    again at this machine's precision. An explicitly asked precision must match.
     """
     config = config.validate()
     run_dir = Path(run_dir)
     difference = _finished_run_difference(config, run_dir) if reuse else None
-    if difference == []:
+    if difference is not None and _only_auto_precision_differs(config, difference):
         loaded = runs.load_run(run_dir, resolve_device(config.device))
-        commit = (loaded.metrics or {}).get("provenance", {}).get("git_commit", "unknown")
-        log(f"reusing the finished run in {run_dir} (same configuration, {loaded.config.precision}, trained at commit "
-            f"{commit}); set REUSE=False / delete the folder to train it again")
+        loaded.config = runs.recorded_precision(loaded.config, run_dir, resolve_device(config.device))
+        prov = (loaded.metrics or {}).get("provenance", {})
+        made = runs.made_elsewhere(loaded.config, prov, resolve_device(config.device))
+        log(f"reusing the finished run in {run_dir} (same configuration, {made or loaded.config.precision}, trained "
+            f"at commit {prov.get('git_commit', 'unknown')}); set REUSE=False / delete the folder to train it again"
+            + (" at this machine's precision" if made else ""))
         loaded.reused = True
         return loaded
-    if difference and all(d.startswith("precision:") for d in difference):
-        log(f"not reusing {run_dir}: {difference[0]}; training it again at this machine's precision")
     if resume and (run_dir / runs.CHECKPOINT).is_file():
         return fit(config, run_dir=run_dir, resume=True, log=log, **fit_kwargs)
     return fit(config, run_dir=run_dir, overwrite=True, log=log, **fit_kwargs)

@@ -43,7 +43,7 @@ from cifar_utils import paths, plots, runs
 from cifar_utils import tables as T
 from cifar_utils.atomic import save_figure
 from cifar_utils.data import load_cifar10
-from cifar_utils.inference import predict_logits, resolve_device, resolve_precision
+from cifar_utils.inference import predict_logits, replay_precision, resolve_device
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # evaluate on the first 1000 test images only (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -91,9 +91,9 @@ data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIF
 classes = data.classes
 n_test = TEST_IMAGES or (NB.SMOKE_TEST_IMAGES if SMOKE else len(data.test_images))
 images, labels = data.test_images[:n_test], data.test_labels[:n_test]
-# As the run's own final evaluation: its precision and test-time augmentation.
+# As the run's own final evaluation: its precision (fp32 for a bf16 run on a CPU without bf16) and test-time augmentation.
 logits = predict_logits(run.model, images, batch_size=run.config.eval_batch_size, device=device,
-                        precision=resolve_precision(run.config.precision, device), tta=run.config.tta)
+                        precision=replay_precision(run.config.precision, device), tta=run.config.tta)
 probs = logits.softmax(1)
 confidence, preds = probs.max(1)
 summary = M.analysis_summary(logits, labels, classes, CALIBRATION_BINS)

@@ -101,6 +101,36 @@ def test_a_run_is_reused_from_its_records_alone_and_rerun_trains_it_again(data, 
     assert not E.train_runs([config], store, data)["reused"].any()
 
 
+def test_records_made_where_auto_meant_another_precision_are_reused_and_labelled(data, tmp_path, monkeypatch):
+    """A clone's records were made where "auto" meant bf16; where it means fp32 they are found and reused as they
+    are (their rows name bf16 and the CPU), the test result too; rerun trains at this machine's precision."""
+    from cifar_utils import hardware
+
+    store = tmp_path / "runs"
+    config = A.arm_config(E.budget(smoke=True, train_subset=100, val_size=100, device="cpu"), A.FULL, seed=1)
+    assert config.precision == "auto"
+    monkeypatch.setenv(hardware.PRECISION_ENV, "fp16")  # "another machine": fp16 autocast runs on every CPU
+    made = E.train_runs([config], store, data)
+    E.test_results([config], store, data, log=lambda *_: None)
+    fp16_folder = E.run_folder(store, config)
+    (fp16_folder / runs.CHECKPOINT).unlink()  # as committed: records only
+    monkeypatch.setenv(hardware.PRECISION_ENV, "fp32")  # this machine
+    assert E.run_folder(store, config) != fp16_folder  # runs at different precisions never share a folder
+    assert E.reusable_run(store, config)[0] == fp16_folder
+    again = E.train_runs([config], store, data)
+    assert again["reused"].all() and again["run"].iloc[0] == fp16_folder.name
+    assert again["trained_precision"].iloc[0] == "fp16" and again["trained_on"].iloc[0] == hardware.cpu_model()
+    assert again["val_accuracy"].iloc[0] == made["val_accuracy"].iloc[0]
+    assert "1 in fp16" in E.provenance_line(again)
+    assert E.record_test(config, store, data, log=lambda *_: None)["run"] == fp16_folder.name
+    retrained = E.train_runs([config], store, data, rerun=True)
+    assert not retrained["reused"].any() and retrained["trained_precision"].iloc[0] == "fp32"
+    assert retrained["run"].iloc[0] == E.run_folder(store, config).name != fp16_folder.name
+    # An explicitly asked precision wants its own runs, not another's.
+    pinned = E.reusable_run(store, A.arm_config(tiny_budget(), A.FULL, seed=2))
+    assert pinned[0] == E.run_folder(store, A.arm_config(tiny_budget(), A.FULL, seed=2))
+
+
 def test_rows_done_earlier_are_taken_not_trained_again(data, tmp_path):
     store = tmp_path / "runs"
     config = A.arm_config(tiny_budget(), A.FULL, seed=1)

@@ -118,18 +118,31 @@ def test_resume_asking_for_another_precision_is_refused(cpu_with, tiny, tmp_path
         fit(_config(), run_dir=tmp_path / "run", resume=True, dataset=tiny, progress=False, log=_quiet())
 
 
-def test_a_finished_run_at_another_precision_is_not_reused_silently(cpu_with, tiny, tmp_path):
+def test_a_finished_run_at_another_precision_is_reused_and_says_where_it_was_made(cpu_with, tiny, tmp_path):
+    """A clone's committed runs were made where "auto" meant bf16; an fp32 machine reuses them, labelled, rather
+    than spend hours training them again. Only reuse=False (--retrain, REUSE=False) trains at this precision."""
     cpu_with(AVX512_BF16)
     fit(_config(epochs=1), dataset=tiny, run_dir=tmp_path / "run", progress=False, log=_quiet())
     said = []
     again = fit_or_reuse(_config(epochs=1), run_dir=tmp_path / "run", dataset=tiny, progress=False, log=said.append)
-    assert again.reused and "bf16" in said[0]
+    assert again.reused and "bf16" in said[0] and "made in" not in said[0]
     cpu_with(AVX2_ONLY)
     said.clear()
     other = fit_or_reuse(_config(epochs=1), run_dir=tmp_path / "run", dataset=tiny, progress=False, log=said.append)
+    assert other.reused and other.config.precision == "bf16"
+    assert f"made in bf16 on {hardware.cpu_model()} (ISA class avx512_bf16)" in said[0], said
+    assert "train it again at this machine's precision" in said[0]
+    retrained = fit_or_reuse(_config(epochs=1), run_dir=tmp_path / "run", reuse=False, dataset=tiny, progress=False,
+                             log=_quiet())
+    assert not retrained.reused and retrained.config.precision == "fp32"
+
+
+def test_a_finished_run_is_not_reused_for_an_explicitly_asked_other_precision(cpu_with, tiny, tmp_path):
+    cpu_with(AVX512_BF16)
+    fit(_config(epochs=1), dataset=tiny, run_dir=tmp_path / "run", progress=False, log=_quiet())
+    other = fit_or_reuse(_config(epochs=1, precision="fp32"), run_dir=tmp_path / "run", dataset=tiny, progress=False,
+                         log=_quiet())
     assert not other.reused and other.config.precision == "fp32"
-    assert said[0] == (f"not reusing {tmp_path / 'run'}: precision: 'bf16' in the run, 'fp32' now; "
-                       f"training it again at this machine's precision")
 
 
 def test_a_run_from_before_precisions_were_recorded_keeps_its_dtype(cpu_with, tiny, tmp_path):
@@ -148,7 +161,31 @@ def test_a_run_from_before_precisions_were_recorded_keeps_its_dtype(cpu_with, ti
     cpu_with(AVX2_ONLY)
     said = []
     other = fit_or_reuse(_config(epochs=1), run_dir=tmp_path / "run", dataset=tiny, progress=False, log=said.append)
-    assert not other.reused and said[0].startswith(f"not reusing {tmp_path / 'run'}: precision: 'bf16' in the run")
+    assert other.reused and other.config.precision == "bf16" and "made in bf16" in said[0]
+    assert runs.precision_census([tmp_path / "run"], CPU).startswith(
+        '1 of the 1 run records were made at another precision than this machine\'s ("auto" is fp32 here)')
+
+
+def test_the_census_names_each_precision_and_cpu_of_records_made_elsewhere(cpu_with, tiny, tmp_path):
+    cpu_with(AVX512_BF16)
+    fit(_config(epochs=1), dataset=tiny, run_dir=tmp_path / "a", progress=False, log=_quiet())
+    fit(_config(epochs=1, seed=1), dataset=tiny, run_dir=tmp_path / "b", progress=False, log=_quiet())
+    assert runs.precision_census([tmp_path / "a", tmp_path / "b"], CPU) is None  # all made here
+    cpu_with(AVX2_ONLY)
+    fit(_config(epochs=1, seed=2), dataset=tiny, run_dir=tmp_path / "c", progress=False, log=_quiet())
+    line = runs.precision_census([tmp_path / "a", tmp_path / "b", tmp_path / "c"], CPU)
+    assert line == (f'2 of the 3 run records were made at another precision than this machine\'s ("auto" is fp32 here) '
+                    f"and are reused as they are: 2 in bf16 on {hardware.cpu_model()} (ISA class avx512_bf16); "
+                    f"--retrain trains them again here")
+
+
+def test_a_bf16_run_is_evaluated_again_in_fp32_only_where_bf16_is_emulated(cpu_with):
+    from cifar_utils.inference import replay_precision
+
+    cpu_with(AVX2_ONLY)
+    assert replay_precision("bf16", CPU) is None and replay_precision("fp16", CPU) is torch.float16
+    cpu_with(AVX512_BF16)
+    assert replay_precision("bf16", CPU) is torch.bfloat16 and replay_precision("fp32", CPU) is None
 
 
 def test_evaluating_a_run_reproduces_its_own_scores_at_whatever_auto_means(tiny, synthetic_root, tmp_path, capsys):
