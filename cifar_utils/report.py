@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import atomic, landing, locks, runs
+from . import elsewhere as records_elsewhere
 from . import corruptions as CR
 from . import data as D
 from . import ablation as A
@@ -341,7 +342,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             if compare is None:
                 compare = [p for p in runs.list_runs(runs_dir) if p.name != run_name]
             # Records another machine made where "auto" meant another precision: reused, and said so in one line.
-            elsewhere = runs.precision_census([*runs.list_runs(runs_dir), *runs.list_runs(E.runs_store(out_dir))],
+            elsewhere = records_elsewhere.precision_census([*runs.list_runs(runs_dir), *runs.list_runs(E.runs_store(out_dir))],
                                               resolve_device(config.device)) if reuse else None
             if elsewhere:
                 log(elsewhere)

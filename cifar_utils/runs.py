@@ -268,6 +268,12 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> RunReco
 _DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
+def dtype_name(dtype: str | None) -> str | None:
+    """"fp32", "bf16" or "fp16" for a dtype as a run's provenance names it ("bfloat16"); None if it names none."""
+    name = _DTYPE_NAMES.get(dtype, dtype)
+    return name if name in PRECISION_DTYPES else None
+
+
 def recorded_precision(saved: TrainConfig, run_dir, device: torch.device) -> TrainConfig:
     """A saved config with its precision as the run used it.
 
@@ -282,41 +288,6 @@ def recorded_precision(saved: TrainConfig, run_dir, device: torch.device) -> Tra
         dtype = None
     name = _DTYPE_NAMES.get(dtype, dtype)
     return dataclasses.replace(saved, precision=name if name in PRECISION_DTYPES else precision_name("auto", device))
-
-
-def made_elsewhere(config: TrainConfig, prov: dict, device: torch.device) -> str | None:
-    """'made in bf16 on <CPU> (ISA class amx)' for a run whose precision is not what "auto" means on `device`
-    (a record another machine made, reused here as it is); None when it is."""
-    if config.precision == precision_name("auto", device):
-        return None
-    where = prov.get("cpu") or prov.get("device_name") or "another machine"
-    isa = f" (ISA class {prov['cpu_isa']})" if prov.get("cpu_isa") else ""
-    return f"made in {config.precision} on {where}{isa}"
-
-
-def precision_census(folders, device: torch.device) -> str | None:
-    """One line on the run folders made at a precision other than what "auto" means on `device`, and where
-    ('71 of the 72 run records were made in bf16 on <CPU> (ISA class amx) ...'); None when there are none."""
-    here, elsewhere, total = precision_name("auto", device), {}, 0
-    for folder in folders:
-        try:
-            saved = read_json(Path(folder) / CONFIG)
-            prov = read_json(Path(folder) / METRICS).get("provenance") or {}
-        except CifarError:
-            continue
-        total += 1
-        precision = saved.get("precision")
-        if precision == "auto":
-            precision = _DTYPE_NAMES.get((saved.get("provenance") or {}).get("precision"), here)
-        if precision != here:
-            where = prov.get("cpu") or prov.get("device_name") or "another machine"
-            where += f" (ISA class {prov['cpu_isa']})" if prov.get("cpu_isa") else ""
-            elsewhere[(precision, where)] = elsewhere.get((precision, where), 0) + 1
-    if not elsewhere:
-        return None
-    made = "; ".join(f"{n} in {p} on {where}" for (p, where), n in sorted(elsewhere.items(), key=lambda kv: -kv[1]))
-    return (f"{sum(elsewhere.values())} of the {total} run records were made at another precision than this machine's "
-            f"(\"auto\" is {here} here) and are reused as they are: {made}; --retrain trains them again here")
 
 
 # ----------------------------------------------------------------------------- notebook 03's analysis

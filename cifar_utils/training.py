@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data as D
-from . import allocator, distributed, runs
+from . import allocator, distributed, elsewhere, runs
 from .atomic import interrupts_deferred, remove_temporaries, save_figure
 from .augment import AUGMENTATIONS
 from .config import TrainConfig
@@ -388,7 +388,7 @@ def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True
         loaded = runs.load_run(run_dir, resolve_device(config.device))
         loaded.config = runs.recorded_precision(loaded.config, run_dir, resolve_device(config.device))
         prov = (loaded.metrics or {}).get("provenance", {})
-        made = runs.made_elsewhere(loaded.config, prov, resolve_device(config.device))
+        made = elsewhere.made_elsewhere(loaded.config, prov, resolve_device(config.device))
         log(f"reusing the finished run in {run_dir} (same configuration, {made or loaded.config.precision}, trained "
             f"at commit {prov.get('git_commit', 'unknown')}); set REUSE=False / delete the folder to train it again"
             + (" at this machine's precision" if made else ""))

@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from cifar_utils import hardware, runs
+from cifar_utils import elsewhere, hardware, runs
 from cifar_utils.data import load_cifar10
 from cifar_utils.config import TrainConfig
 from cifar_utils.errors import ConfigError, TrainingInterrupted
@@ -162,7 +162,7 @@ def test_a_run_from_before_precisions_were_recorded_keeps_its_dtype(cpu_with, ti
     said = []
     other = fit_or_reuse(_config(epochs=1), run_dir=tmp_path / "run", dataset=tiny, progress=False, log=said.append)
     assert other.reused and other.config.precision == "bf16" and "made in bf16" in said[0]
-    assert runs.precision_census([tmp_path / "run"], CPU).startswith(
+    assert elsewhere.precision_census([tmp_path / "run"], CPU).startswith(
         '1 of the 1 run records were made at another precision than this machine\'s ("auto" is fp32 here)')
 
 
@@ -170,10 +170,10 @@ def test_the_census_names_each_precision_and_cpu_of_records_made_elsewhere(cpu_w
     cpu_with(AVX512_BF16)
     fit(_config(epochs=1), dataset=tiny, run_dir=tmp_path / "a", progress=False, log=_quiet())
     fit(_config(epochs=1, seed=1), dataset=tiny, run_dir=tmp_path / "b", progress=False, log=_quiet())
-    assert runs.precision_census([tmp_path / "a", tmp_path / "b"], CPU) is None  # all made here
+    assert elsewhere.precision_census([tmp_path / "a", tmp_path / "b"], CPU) is None  # all made here
     cpu_with(AVX2_ONLY)
     fit(_config(epochs=1, seed=2), dataset=tiny, run_dir=tmp_path / "c", progress=False, log=_quiet())
-    line = runs.precision_census([tmp_path / "a", tmp_path / "b", tmp_path / "c"], CPU)
+    line = elsewhere.precision_census([tmp_path / "a", tmp_path / "b", tmp_path / "c"], CPU)
     assert line == (f'2 of the 3 run records were made at another precision than this machine\'s ("auto" is fp32 here) '
                     f"and are reused as they are: 2 in bf16 on {hardware.cpu_model()} (ISA class avx512_bf16); "
                     f"--retrain trains them again here")
