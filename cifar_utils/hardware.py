@@ -39,8 +39,36 @@ def cpu_flags() -> frozenset[str]:
 
 
 def isa_class(flags: frozenset[str] | None = None) -> str:
-    """"amx", "avx512_bf16", "avx512", "avx2" or "other", from the flags (default: this CPU's)."""
-    flags = cpu_flags() if flags is None else flags
+    """"amx", "avx512_bf16", "avx512", "avx2" or "other", from the flags (default: this CPU's, capped by
+    $ONEDNN_MAX_CPU_ISA where that is set, since oneDNN then runs no instructions above it)."""
+    found = _class_of(cpu_flags() if flags is None else flags)
+    cap = onednn_isa_cap() if flags is None else None
+    if cap is not None and ISA_CLASSES.index(cap) < ISA_CLASSES.index(found):
+        return cap
+    return found
+
+
+def onednn_isa_cap() -> str | None:
+    """The ISA class $ONEDNN_MAX_CPU_ISA (or its old name $DNNL_MAX_CPU_ISA) caps oneDNN at; None when unset.
+
+    `ONEDNN_MAX_CPU_ISA=AVX2` makes an AVX-512 machine run the kernels of an AVX2-only CPU (the tests and
+    benchmarks use it to reproduce AVX2-only behaviour anywhere); bf16 is then emulated, so "auto" picks fp32.
+    """
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    if not value or value in ("ALL", "DEFAULT"):
+        return None
+    if "AMX" in value:
+        return "amx"
+    if value.startswith(("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10")):
+        return "avx512_bf16"
+    if value.startswith("AVX512"):
+        return "avx512"
+    if value.startswith("AVX2"):
+        return "avx2"
+    return "other"
+
+
+def _class_of(flags: frozenset[str]) -> str:
     if "amx_bf16" in flags:
         return "amx"
     if "avx512_bf16" in flags:

@@ -30,6 +30,8 @@ AMX = AVX512_BF16 | {"amx_bf16", "amx_tile", "amx_int8"}  # Sapphire Rapids and 
 def cpu_with(monkeypatch):
     """Pretend this machine's CPU has the given flags, with no $CIFAR_PRECISION override."""
     monkeypatch.delenv(hardware.PRECISION_ENV, raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # a cap would lower the faked CPU's class
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
 
     def fake(flags):
         monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset(flags))
@@ -46,6 +48,17 @@ def test_auto_picks_bf16_only_where_the_cpu_has_bf16_instructions(cpu_with, flag
     assert precision_name("auto", CPU) == auto
     assert resolve_precision("auto", CPU) == {"fp32": None, "bf16": torch.bfloat16}[auto]
     assert precision_name("fp32", CPU) == "fp32" and precision_name("bf16", CPU) == "bf16"  # explicit wins
+
+
+@pytest.mark.parametrize("cap,isa", [("AVX2", "avx2"), ("avx2_vnni", "avx2"), ("AVX512_CORE", "avx512"),
+                                     ("AVX512_CORE_BF16", "avx512_bf16"), ("AVX512_CORE_AMX", "amx"), ("ALL", "amx")])
+def test_a_onednn_isa_cap_lowers_the_class_and_what_auto_means(cpu_with, monkeypatch, cap, isa):
+    """ONEDNN_MAX_CPU_ISA=AVX2 runs an AVX2-only CPU's kernels, where bf16 is emulated: auto must be fp32 there."""
+    cpu_with(AMX)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert hardware.isa_class() == isa
+    assert precision_name("auto", CPU) == ("bf16" if isa in ("avx512_bf16", "amx") else "fp32")
+    assert hardware.isa_class(AMX) == "amx"  # flags given explicitly describe a CPU, not this process
 
 
 def test_auto_ignores_onednn_s_wider_bf16_test(cpu_with, monkeypatch):
