@@ -29,23 +29,37 @@ def made_elsewhere(config: TrainConfig, prov: dict, device: torch.device) -> str
     return f"made in {config.precision} on {_where(prov)}"
 
 
+def folder_made_elsewhere(folder, device: torch.device) -> str | None:
+    """`made_elsewhere` of the run in `folder`, from its records alone; None when made here or unreadable."""
+    found = _precision_and_place(folder, precision_name("auto", device))
+    if found is None or found[0] == precision_name("auto", device):
+        return None
+    return f"made in {found[0]} on {found[1]}"
+
+
+def _precision_and_place(folder, here: str) -> tuple[str, str] | None:
+    try:
+        saved = read_json(Path(folder) / CONFIG)
+        prov = read_json(Path(folder) / METRICS).get("provenance") or {}
+    except CifarError:
+        return None
+    precision = saved.get("precision")
+    if precision == "auto":  # runs from before precisions were recorded: the dtype is in the provenance
+        precision = dtype_name((saved.get("provenance") or {}).get("precision")) or here
+    return precision, _where(prov)
+
+
 def precision_census(folders, device: torch.device) -> str | None:
     """One line on the run folders made at a precision other than what "auto" means on `device`, and where
     ('71 of the 72 run records were made in bf16 on <CPU> (ISA class amx) ...'); None when there are none."""
     here, elsewhere, total = precision_name("auto", device), {}, 0
     for folder in folders:
-        try:
-            saved = read_json(Path(folder) / CONFIG)
-            prov = read_json(Path(folder) / METRICS).get("provenance") or {}
-        except CifarError:
+        found = _precision_and_place(folder, here)
+        if found is None:
             continue
         total += 1
-        precision = saved.get("precision")
-        if precision == "auto":
-            precision = dtype_name((saved.get("provenance") or {}).get("precision")) or here
-        if precision != here:
-            where = _where(prov)
-            elsewhere[(precision, where)] = elsewhere.get((precision, where), 0) + 1
+        if found[0] != here:
+            elsewhere[found] = elsewhere.get(found, 0) + 1
     if not elsewhere:
         return None
     made = "; ".join(f"{n} in {p} on {where}" for (p, where), n in sorted(elsewhere.items(), key=lambda kv: -kv[1]))

@@ -341,15 +341,15 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
                 log(f"      done in {time.perf_counter() - t0:.1f} s")
             if compare is None:
                 compare = [p for p in runs.list_runs(runs_dir) if p.name != run_name]
-            # Records another machine made where "auto" meant another precision: reused, and said so in one line.
             elsewhere = records_elsewhere.precision_census([*runs.list_runs(runs_dir), *runs.list_runs(E.runs_store(out_dir))],
-                                              resolve_device(config.device)) if reuse else None
+                                              resolve_device(config.device)) if reuse and not smoke else None
             if elsewhere:
                 log(elsewhere)
             if reuse and finished_run_matches(config, runs_dir / run_name):
                 # The notebook sees the finished run in its staging folder and loads it instead of training.
                 shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
-                log(f"reusing the finished run {runs_dir / run_name} (same configuration); --retrain trains it again")
+                made = records_elsewhere.folder_made_elsewhere(runs_dir / run_name, resolve_device(config.device))
+                log(f"reusing the finished run {runs_dir / run_name} ({made or 'same configuration'}); --retrain trains it again")
             common = {"SMOKE": smoke, "DATA_ROOT": str(root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False}
             analysed = [str(staging / "runs" / run_name)] + [str(p) for p in compare]
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},

@@ -190,6 +190,9 @@ def test_the_census_names_each_precision_and_cpu_of_records_made_elsewhere(cpu_w
     assert line == (f'2 of the 3 run records were made at another precision than this machine\'s ("auto" is fp32 here) '
                     f"and are reused as they are: 2 in bf16 on {hardware.cpu_model()} (ISA class avx512_bf16); "
                     f"--retrain trains them again here")
+    assert elsewhere.folder_made_elsewhere(tmp_path / "a", CPU) == (f"made in bf16 on {hardware.cpu_model()} "
+                                                                   f"(ISA class avx512_bf16)")
+    assert elsewhere.folder_made_elsewhere(tmp_path / "c", CPU) is None
 
 
 def test_a_bf16_run_is_evaluated_again_in_fp32_only_where_bf16_is_emulated(cpu_with):
