@@ -54,9 +54,23 @@ def calibration_sentence(bins: dict[str, torch.Tensor]) -> str:
             f"the {int(filled.sum())} filled bins). Notebook 06 fits a temperature on the validation split to correct it.")
 
 
-def test_findings(confusion: torch.Tensor, classes, bins: dict[str, torch.Tensor]) -> list[str]:
-    """Notebook 03's conclusions about one run's test predictions."""
+def replay_sentence(metrics: dict | None, made_in: str, evaluated_in: str, accuracy: float, images: int) -> str | None:
+    """Where this machine evaluated a run in another precision than the one it was made in (a bf16 record
+    on a CPU without bf16, see inference.replay_precision), the accuracy the run's own record holds: the report
+    shows both numbers, and they differ by rounding only."""
+    recorded = (metrics or {}).get("test_accuracy")
+    if made_in == evaluated_in or recorded is None or (metrics or {}).get("test_images") != images:
+        return None
+    change = 100 * (accuracy - recorded)
+    return (f"Evaluated here in {evaluated_in}; the run's record, evaluated in {made_in} where it was made, holds "
+            f"{100 * recorded:.2f}% on the same images ({change:+.2f} points: the same weights, rounded differently).")
+
+
+def test_findings(confusion: torch.Tensor, classes, bins: dict[str, torch.Tensor],
+                  replayed: str | None = None) -> list[str]:
+    """Notebook 03's conclusions about one run's test predictions; `replayed` from replay_sentence."""
     accuracy = float(confusion.diag().sum() / confusion.sum())
-    return [f"Test accuracy {100 * accuracy:.2f}% on {int(confusion.sum()):,} images.",
+    headline = f"Test accuracy {100 * accuracy:.2f}% on {int(confusion.sum()):,} images."
+    return [f"{headline} {replayed}" if replayed else headline,
             weakest_classes_sentence(confusion, classes), confusion_sentence(confusion, classes),
             calibration_sentence(bins)]

@@ -65,6 +65,11 @@ def replay_precision(precision: str, device: torch.device) -> torch.dtype | None
     return dtype
 
 
+def dtype_precision(dtype: torch.dtype | None) -> str:
+    """"fp32", "bf16" or "fp16" for an autocast dtype as resolve_precision and replay_precision give it."""
+    return next(name for name, d in PRECISION_DTYPES.items() if d is dtype)
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()

@@ -43,7 +43,7 @@ from cifar_utils import paths, plots, runs
 from cifar_utils import tables as T
 from cifar_utils.atomic import save_figure
 from cifar_utils.data import load_cifar10
-from cifar_utils.inference import predict_logits, replay_precision, resolve_device
+from cifar_utils.inference import dtype_precision, predict_logits, replay_precision, resolve_device
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # evaluate on the first 1000 test images only (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -92,8 +92,9 @@ classes = data.classes
 n_test = TEST_IMAGES or (NB.SMOKE_TEST_IMAGES if SMOKE else len(data.test_images))
 images, labels = data.test_images[:n_test], data.test_labels[:n_test]
 # As the run's own final evaluation: its precision (fp32 for a bf16 run on a CPU without bf16) and test-time augmentation.
+eval_dtype = replay_precision(run.config.precision, device)
 logits = predict_logits(run.model, images, batch_size=run.config.eval_batch_size, device=device,
-                        precision=replay_precision(run.config.precision, device), tta=run.config.tta)
+                        precision=eval_dtype, tta=run.config.tta)
 probs = logits.softmax(1)
 confidence, preds = probs.max(1)
 summary = M.analysis_summary(logits, labels, classes, CALIBRATION_BINS)
@@ -154,7 +155,9 @@ save_figure(fig, figures / "03_reliability.png");
 # Written from the numbers above.
 
 # %%
-summary["findings"] = F.test_findings(confusion, classes, bins)
+replayed = F.replay_sentence(run.metrics, run.config.precision, dtype_precision(eval_dtype),
+                             summary["test_accuracy"], summary["test_images"])
+summary["findings"] = F.test_findings(confusion, classes, bins, replayed)
 runs.write_analysis(run.run_dir, summary)  # the comparison below and results.md read it
 display(Markdown("\n".join(f"- {sentence}" for sentence in summary["findings"])))
 

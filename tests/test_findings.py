@@ -122,3 +122,18 @@ def test_filter_runs_keeps_matching_configs_and_refuses_unknown_fields(tmp_path)
         runs.filter_runs(made, {"colour": "red"})
     with pytest.raises(ConfigError, match="a run filter is a dict"):
         runs.filter_runs(made, "flip")
+
+
+def test_a_run_evaluated_in_another_precision_names_the_accuracy_its_record_holds():
+    confusion = _confusion([[80, 20], [10, 90]])
+    record = {"test_accuracy": 0.8502, "test_images": 200}
+    replayed = findings.replay_sentence(record, "bf16", "fp32", 0.85, 200)
+    assert replayed == ("Evaluated here in fp32; the run's record, evaluated in bf16 where it was made, holds 85.02% "
+                        "on the same images (-0.02 points: the same weights, rounded differently).")
+    headline = findings.test_findings(confusion, ["a", "b"], M.calibration_bins(torch.zeros(200, 2), torch.zeros(200).long(), 5),
+                                      replayed)[0]
+    assert headline.startswith("Test accuracy 85.00% on 200 images. Evaluated here in fp32;")
+    # Nothing to explain: the same precision, another number of images, or no record.
+    assert findings.replay_sentence(record, "fp32", "fp32", 0.85, 200) is None
+    assert findings.replay_sentence(record, "bf16", "fp32", 0.85, 100) is None
+    assert findings.replay_sentence(None, "bf16", "fp32", 0.85, 200) is None
