@@ -58,8 +58,9 @@ def replay_sentence(metrics: dict | None, made_in: str, evaluated_in: str, accur
     """Where this machine evaluated a run in another precision than the one it was made in (a bf16 record
     on a CPU without bf16, see inference.replay_precision), the accuracy the run's own record holds: the report
     shows both numbers, and they differ by rounding only."""
-    recorded = (metrics or {}).get("test_accuracy")
-    if made_in == evaluated_in or recorded is None or (metrics or {}).get("test_images") != images:
+    metrics = metrics or {}
+    recorded = metrics.get("test_accuracy")
+    if made_in == evaluated_in or recorded is None or metrics.get("test_images") != images:
         return None
     change = 100 * (accuracy - recorded)
     return (f"Evaluated here in {evaluated_in}; the run's record, evaluated in {made_in} where it was made, holds "

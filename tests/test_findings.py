@@ -130,8 +130,8 @@ def test_a_run_evaluated_in_another_precision_names_the_accuracy_its_record_hold
     replayed = findings.replay_sentence(record, "bf16", "fp32", 0.85, 200)
     assert replayed == ("Evaluated here in fp32; the run's record, evaluated in bf16 where it was made, holds 85.02% "
                         "on the same images (-0.02 points: the same weights, rounded differently).")
-    headline = findings.test_findings(confusion, ["a", "b"], M.calibration_bins(torch.zeros(200, 2), torch.zeros(200).long(), 5),
-                                      replayed)[0]
+    bins = M.calibration_bins(torch.zeros(200, 2), torch.zeros(200).long(), 5)
+    headline = findings.test_findings(confusion, ["a", "b"], bins, replayed)[0]
     assert headline.startswith("Test accuracy 85.00% on 200 images. Evaluated here in fp32;")
     # Nothing to explain: the same precision, another number of images, or no record.
     assert findings.replay_sentence(record, "fp32", "fp32", 0.85, 200) is None
