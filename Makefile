@@ -4,14 +4,25 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export CIFAR10_ROOT ?= $(CURDIR)/data
 
-.PHONY: setup train report test lab clean hooks screenshot
+.PHONY: setup train report test lab clean hooks screenshot strip-outputs
 
 $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(PY) -m cifar_utils.notebook quiet-kernel  # papermill by hand: no "running over TCP" warning per notebook
+	$(MAKE) --no-print-directory strip-outputs
 	touch $@
+
+# A notebook saved with its outputs (JupyterLab, Run All) shows no change in `git status`: git's clean filter
+# strips what nbstripout strips in the pre-commit hook (the same keys); the file on disk keeps its outputs.
+strip-outputs:
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  $(VENV)/bin/nbstripout --install && \
+	  git config filter.nbstripout.clean '"$(CURDIR)/$(PY)" -m nbstripout --keep-id' && \
+	  git config filter.nbstripout.extrakeys "$(STRIP_KEYS)"; fi
+STRIP_KEYS := metadata.papermill cell.metadata.papermill metadata.language_info.version metadata.widgets
 
 setup: $(VENV)/.installed  ## create .venv and install everything
 
@@ -26,8 +37,8 @@ test: setup  ## unit tests and notebook tests (nbval); then the tests of precisi
 	CIFAR_PRECISION=bf16 $(PY) -m pytest -q -m auto_precision
 	CIFAR_PRECISION=fp32 $(PY) -m pytest -q -m auto_precision
 
-lab: setup  ## open the notebooks in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks/
+lab: setup  ## open the notebooks in JupyterLab (what they write goes to scratch/, never to outputs/)
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 hooks: setup  ## commit hooks: notebooks paired with py:percent files (jupytext), committed without outputs (nbstripout)
 	$(VENV)/bin/pre-commit install
@@ -35,5 +46,5 @@ hooks: setup  ## commit hooks: notebooks paired with py:percent files (jupytext)
 screenshot: setup  ## after `make report`: outputs/index.html in headless Chromium, as outputs/figures/landing_page.png
 	$(PY) -m cifar_utils.browser screenshot outputs/index.html outputs/figures/landing_page.png
 
-clean:
-	rm -rf outputs/runs outputs/notebooks outputs/reports outputs/figures
+clean:  ## what is regenerable and untracked: scratch/, executed notebooks, the corruption cache; no run, no report
+	rm -rf scratch outputs/notebooks outputs/cache outputs/.report-staging-*

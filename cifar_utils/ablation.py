@@ -194,3 +194,62 @@ def plan_seeds(pilot, n_seeds="auto", max_seeds: int = 20, target: float = 0.01,
     capped = needed is None or needed > max_seeds
     n = max_seeds if capped else max(needed, len(pilot))
     return SeedPlan(pilot, n, needed, capped, target, auto=True, power=power, alpha=alpha)
+
+
+# ----------------------------------------------------------------------------- the follow-up rounds
+
+# The exploratory round (seeds 1-4, planned from a 3-seed pilot at alpha 0.05) is followed by three rounds whose
+# records are committed, so a clone's report reads them without training:
+# - "confirm": every arm again on fresh seeds, as many as the pooled SD of the exploratory records needs for a
+#   1-point effect at Holm's first step (alpha 0.05 / 9 rows, 80% power, paired-difference SD sqrt(2) x pooled);
+#   `confirm_plan` recomputes that n from the records, and the notebook checks it against CONFIRM_SEEDS.
+# - "sgd-sweep": the SGD arm's learning rate and weight decay, each x0.5, x1, x2, on seeds of its own; the best
+#   on validation then runs on the confirmatory seeds as the arm "SGD instead of Muon, tuned".
+# - "long": every arm at 8 epochs (the shipped recipe's count) at the proxy widths, to see which effects hold
+#   as training grows.
+CONFIRM_SEEDS = tuple(range(5, 12))
+SWEEP_SEEDS = (12, 13)
+SWEEP_FACTORS = (0.5, 1.0, 2.0)
+LONG_EPOCHS = 8
+LONG_SEEDS = (1, 2, 3)
+SGD_TUNED = "SGD instead of Muon, tuned"
+
+
+def sweep_configs(budget: Budget, seeds=SWEEP_SEEDS) -> tuple[list, list[dict]]:
+    """The SGD arm at every lr x weight decay factor pair, on the sweep's own seeds: (configs, labels)."""
+    base = ARMS["SGD instead of Muon"]
+    configs, labels = [], []
+    for lr_factor in SWEEP_FACTORS:
+        for wd_factor in SWEEP_FACTORS:
+            change = {**base, "lr": base["lr"] * lr_factor, "weight_decay": base["weight_decay"] * wd_factor}
+            for seed in seeds:
+                configs.append(base_config(budget, seed, **change))
+                labels.append({"arm": "SGD sweep", "lr_factor": lr_factor, "wd_factor": wd_factor})
+    return configs, labels
+
+
+def tuned_sgd_change(sweep: pd.DataFrame) -> dict:
+    """The SGD arm's change with the sweep's best lr and weight decay factors (mean validation accuracy)."""
+    means = sweep.groupby(["lr_factor", "wd_factor"])["val_accuracy"].mean()
+    lr_factor, wd_factor = means.idxmax()
+    base = ARMS["SGD instead of Muon"]
+    return {**base, "lr": base["lr"] * lr_factor, "weight_decay": base["weight_decay"] * wd_factor}
+
+
+def round_configs(name: str, budget: Budget, sweep: pd.DataFrame | None = None) -> tuple[list, list[dict]]:
+    """(configs, labels) of a follow-up round: "confirm", "sgd-sweep", "sgd-tuned" (needs the sweep's rows) or
+    "long" (`budget` is then the proxy budget; the round lengthens it to LONG_EPOCHS)."""
+    if name == "confirm":
+        return runs_to_train(budget, list(ARMS), CONFIRM_SEEDS)
+    if name == "sgd-sweep":
+        return sweep_configs(budget)
+    if name == "sgd-tuned":
+        if sweep is None:
+            raise ConfigError("the tuned SGD arm needs the sweep's rows: run the round 'sgd-sweep' first")
+        change = tuned_sgd_change(sweep)
+        return [base_config(budget, s, **change) for s in CONFIRM_SEEDS], [{"arm": SGD_TUNED}] * len(CONFIRM_SEEDS)
+    if name == "long":
+        import dataclasses
+
+        return runs_to_train(dataclasses.replace(budget, epochs=LONG_EPOCHS), list(ARMS), LONG_SEEDS)
+    raise ConfigError(f"unknown round {name!r}; choose one of: confirm, sgd-sweep, sgd-tuned, long")

@@ -16,7 +16,7 @@ from .config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, r
 from .errors import CifarError, ReportInterrupted, TrainingInterrupted, os_error_cause
 from .inference import evaluate, resolve_device, resolve_precision
 from .models import available_models
-from .paths import runs_dir
+from .paths import outputs_dir, runs_dir
 from .predict import predict_files, prediction_table
 from .report import parse_value, run_report
 from .runs import CURVES, default_run_name, load_run, resume_checkpoint
@@ -285,7 +285,32 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--retries", type=_checked(int, lambda v: v >= 0, "a whole number >= 0"), default=1,
                     help="how many times a dead worker's trial is queued again (default 1)")
     wk.set_defaults(func=cmd_worker)
+
+    ab = sub.add_parser("ablation", help="train a follow-up round of notebook 04's ablation into the committed records",
+                        description="Train the runs of one follow-up round of the ablation (cifar_utils.ablation."
+                                    "round_configs) into the experiments' store, headless; notebook 04 then reads them. "
+                                    "Finished runs are reused; nothing else is replaced.")
+    ab.add_argument("round", choices=["confirm", "sgd-sweep", "sgd-tuned", "long"])
+    ab.add_argument("--store", metavar="DIR", help="the run records' folder (default: outputs/experiments/runs)")
+    ab.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
+    ab.set_defaults(func=cmd_ablation)
     return parser
+
+
+def cmd_ablation(args) -> int:
+    from . import ablation, experiments  # the analysis layer, only for this command
+
+    store = Path(args.store) if args.store else experiments.runs_store(outputs_dir())
+    data = D.load_cifar10(D.data_root(args.data_root), download=False, verify=False)
+    budget = experiments.budget()
+    sweep = None
+    if args.round == "sgd-tuned":
+        configs, labels = ablation.round_configs("sgd-sweep", budget)
+        sweep = experiments.train_runs(configs, store, data, labels=labels)
+    configs, labels = ablation.round_configs(args.round, budget, sweep)
+    frame = experiments.train_runs(configs, store, data, labels=labels)
+    print(f"{args.round}: {len(frame)} runs in {store} ({int(frame['reused'].sum())} reused)")
+    return 0
 
 
 def main(argv: list[str] | None = None, curves_copy: Path | None = None) -> int:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import runs, stats
+from . import paths, runs, stats
 from .config import TrainConfig, recipe_config
 from .errors import CifarError, ConfigError, NonFiniteLoss
 from .inference import PRECISION_DTYPES, evaluate, resolve_device, with_precision
@@ -155,18 +155,36 @@ def reusable_run(store: str | Path, config: TrainConfig) -> tuple[Path, TrainCon
     Its folder at this machine's precision first. Failing that, when `config` asks for precision "auto",
     a finished run of the same configuration at another precision: the committed records were made where
     "auto" meant bf16, and a machine where it means fp32 reuses them as they are rather than train them
-    all again (hours); their rows say so (`trained_precision`, `trained_on`). Else the folder to train into.
+    all again (hours); their rows say so (`trained_precision`, `trained_on`). Both are looked for in `store`,
+    then in the committed store (outputs/experiments/runs), which a notebook run by hand reads and never
+    writes. Else the folder in `store` to train into.
     """
+    for where in _stores(store):
+        found = _finished_in(where, config)
+        if found is not None:
+            return found
+    return run_folder(store, config), config
+
+
+def _stores(store: str | Path) -> list[Path]:
+    committed = paths.committed_outputs_dir() / RUNS
+    store = Path(store)
+    return [store] if not committed.is_dir() or committed.resolve() == store.resolve() else [store, committed]
+
+
+def _finished_in(store: Path, config: TrainConfig) -> tuple[Path, TrainConfig] | None:
     here = run_folder(store, config)
-    if config.precision != "auto" or _finished(config, here):
+    if _finished(config, here):
         return here, config
+    if config.precision != "auto":
+        return None
     mine = with_precision(config, resolve_device(config.device)).precision
     for name in (p for p in PRECISION_DTYPES if p != mine):
         other = dataclasses.replace(config, precision=name)
         folder = run_folder(store, other)
         if _finished(other, folder):
             return folder, other
-    return here, config
+    return None
 
 
 def _finished(config: TrainConfig, folder: Path) -> bool:
@@ -201,7 +219,9 @@ def _train(config: TrainConfig, folder: Path, dataset, rerun: bool, progress: bo
     record = None if rerun else reusable_record(config, folder)
     if record is not None:
         return record
-    return fit_or_reuse(config, run_dir=folder, reuse=not rerun, dataset=dataset, evaluate_test=False,
+    # A folder named by this configuration's digest that holds records of another one is damaged, not another
+    # user's run: it is replaced (overwrite) rather than refused.
+    return fit_or_reuse(config, run_dir=folder, reuse=not rerun, overwrite=True, dataset=dataset, evaluate_test=False,
                         progress=progress, log=lambda *_: None)
 
 

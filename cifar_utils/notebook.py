@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
+from . import paths, runs
 from .config import FIELDS, TrainConfig, parameter_name, recipe_config
 
 SMOKE_ENV = "CIFAR_SMOKE"  # "1": notebooks default to smoke mode (tests set it); else $CI decides
@@ -67,11 +69,73 @@ def run_story(record) -> str:
     timing = (f"{m['seconds']:.0f} s for training and evaluation ({m.get('images_per_second', 0):.0f} training "
               f"images/s)" if m.get("seconds") is not None else "no recorded time")
     if record.reused:
+        cpu = prov.get("cpu") or prov.get("device_name", "an unrecorded device")
+        took = f"trained in {m['seconds']:.0f} s on {cpu} (recorded)" if m.get("seconds") is not None else "no recorded time"
         return (f"**Reused, not trained:** {folder} already held this configuration finished ({epochs} epochs), "
-                f"trained {prov.get('date', 'at an unrecorded date')} {where}, {timing}. "
-                f"Set `REUSE = False` (or delete the folder) to train it again.")
+                f"{took}, {prov.get('date', 'at an unrecorded date')} at {config.precision}, commit "
+                f"{prov.get('git_commit', 'unknown')}. Set `REUSE = False` to train it again.")
     if record.resumed_after is not None:
         return (f"**Resumed:** {folder} held an interrupted run with {record.resumed_after} of {config.epochs} epochs "
                 f"finished; epochs {record.resumed_after + 1}–{config.epochs} were trained now {where}. The time covers "
                 f"this session only: {timing}.")
     return f"**Trained now:** {epochs} epochs {where}, {timing}; saved in {folder}."
+
+
+def runs_search_path(runs_dir, out) -> list:
+    """Where a notebook looks up runs by name: `runs_dir` (else <out>/runs), then, when the notebook runs by hand
+    (writing to scratch/), the committed runs in outputs/runs, which it reads and never writes."""
+    own = Path(runs_dir) if runs_dir else Path(out) / "runs"
+    committed = paths.committed_outputs_dir() / "runs"
+    return [own] if own.resolve() == committed.resolve() or not committed.is_dir() else [own, committed]
+
+
+def where_this_writes(out) -> str:
+    """One line for the top of a notebook: where its files go, and that the committed report is left alone."""
+    out = Path(out)
+    if out.resolve() == paths.committed_outputs_dir().resolve():
+        return f"Writing to {out} (the committed report's folder, as you asked)."
+    if out.resolve() == (paths.project_dir() / paths.SCRATCH).resolve():
+        return (f"Writing to {paths.SCRATCH}/ (git-ignored): running a notebook by hand never changes a committed "
+                f"file. The committed runs and records in outputs/ are read, and reused where they match.")
+    return ""  # the report's own staging folder: nothing for a reader to act on
+
+
+def run_heading(run_dir) -> str:
+    """What a run is, before its numbers: its epochs and training images, and a warning when it is a short run
+    or trained on a subset, so an analysis never passes off a quick run as the baseline."""
+    config = runs.read_json(Path(run_dir) / runs.CONFIG)
+    metrics_file = Path(run_dir) / runs.METRICS
+    metrics = runs.read_json(metrics_file) if metrics_file.is_file() else {}
+    images = metrics.get("train_images") or config.get("train_subset") or "all"
+    images = f"{images:,}" if isinstance(images, int) else images
+    line = f"{config.get('epochs')} epochs on {images} training images ({config.get('model')}, {config.get('optimizer')})."
+    base = recipe_config("fast" if config.get("model") == "fast" else "seed")
+    short = config.get("epochs", 0) < base.epochs
+    if short or config.get("train_subset"):
+        what = " and ".join(w for w, on in (("a short run", short), ("a training subset", config.get("train_subset"))) if on)
+        line += f" **Caution:** {what}; its numbers say little about the recipe's {base.epochs}-epoch result."
+    return line
+
+
+def quiet_kernel(prefix: str | None = None) -> Path:
+    """Lower the log level of this environment's python3 kernel to errors (`make setup` calls it), so papermill run
+    by hand prints no "Kernel is running over TCP without encryption" warning. Returns the kernel.json changed."""
+    import json
+    import sys
+
+    spec = Path(prefix or sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
+    kernel = json.loads(spec.read_text())
+    if QUIET_KERNEL_ARGUMENT not in kernel["argv"]:
+        kernel["argv"].append(QUIET_KERNEL_ARGUMENT)
+        spec.write_text(json.dumps(kernel, indent=1) + "\n")
+    return spec
+
+
+QUIET_KERNEL_ARGUMENT = "--IPKernelApp.log_level=ERROR"
+
+if __name__ == "__main__":  # python -m cifar_utils.notebook quiet-kernel
+    import sys
+
+    if sys.argv[1:] != ["quiet-kernel"]:
+        sys.exit("usage: python -m cifar_utils.notebook quiet-kernel")
+    print(f"kernel start-up warnings off in {quiet_kernel()}")

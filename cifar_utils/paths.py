@@ -11,6 +11,8 @@ from pathlib import Path
 
 DATA_ENV = "CIFAR10_ROOT"  # the folder holding cifar-10-batches-py/
 OUTPUTS_ENV = "CIFAR_OUTPUTS"  # where notebooks write runs and figures by default (tests: a temporary folder)
+OUTPUTS = "outputs"  # what the report writes and the repository commits
+SCRATCH = "scratch"  # what a notebook run by hand writes (git-ignored), so it never changes a committed file
 OUTPUT_PNG = "output.png"  # the seed project's name for the training curves
 
 
@@ -32,6 +34,22 @@ def outputs_dir(path: str | os.PathLike | None = None) -> Path:
     if path not in (None, ""):
         return Path(path).expanduser()
     return Path(os.environ.get(OUTPUTS_ENV) or project_dir() / "outputs").expanduser()
+
+
+def committed_outputs_dir() -> Path:
+    """<project>/outputs: the report's folder, committed; a notebook run by hand reads it and never writes it."""
+    return project_dir() / OUTPUTS
+
+
+def notebook_outputs_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where a notebook writes: `path` (the report passes its own), else $CIFAR_OUTPUTS, else <project>/scratch.
+
+    A notebook run by hand, in JupyterLab or with papermill, writes its runs, figures and tables to the
+    git-ignored scratch folder; only the report writes outputs/. Runs and records are still looked up
+    in outputs/ as well, so the committed ones are reused rather than trained again."""
+    if path not in (None, ""):
+        return Path(path).expanduser()
+    return Path(os.environ.get(OUTPUTS_ENV) or project_dir() / SCRATCH).expanduser()
 
 
 def runs_dir(outputs: str | os.PathLike | None = None) -> Path:

@@ -46,6 +46,7 @@ from . import ablation as A
 from . import reference_runs as REF
 from . import architectures as AR
 from . import experiments as E
+from . import robustness as R
 from .errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
 from .inference import resolve_device
 from .notebook import SMOKE_ENV, train_parameters, training_config
@@ -70,7 +71,6 @@ RESULTS = "results.md"
 # 10,000 images take about 7 minutes of a 2-core CPU. The subset costs some precision: on the clean images it gave
 # 92.70% against 93.14% on all 10,000 for the fast net, 79.65% against 79.75% for the seed CNN (bench/RESULTS.md).
 # `-p TEST_IMAGES 10000` evaluates them all.
-ROBUSTNESS_TEST_IMAGES = 2000
 # Parameters every notebook must declare: the report sets them.
 NOTEBOOK_REQUIRED = ("SMOKE", "DATA_ROOT", "VERIFY_DATA", "OUTPUT_DIR")
 # Parameters the report sets itself; users choose them with the report's own options.
@@ -188,6 +188,12 @@ def _failure(name: str, exc: Exception, failed_copy: Path | None, out_dir: Path,
                           f"nothing in {out_dir} was replaced{where}")
 
 
+# The kernel's own start-up warnings ("Kernel is running over TCP without encryption", once per notebook) say
+# nothing about the report; its errors still reach the log. (IPC transport would avoid that warning, but
+# nbclient then stops noticing a kernel that died.)
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+
+
 def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, values: dict, kernel_name: str,
              cell_timeout: float | None, display: PathDisplay) -> None:
     """Run one notebook into the staging folder and render it as HTML; every way that fails becomes one CifarError."""
@@ -197,7 +203,8 @@ def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, value
     executed.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(str(notebooks_dir / name), str(executed), parameters=values, kernel_name=kernel_name,
-                                   progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout)
+                                   progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
+                                   extra_arguments=KERNEL_ARGUMENTS)
     except KeyboardInterrupt:
         raise ReportInterrupted(f"report interrupted (Ctrl-C) in notebook {name}; nothing in {out_dir} was "
                                 f"replaced (the runs notebooks 04, 05 and 07 finished are kept, and reused next time)") from None
@@ -256,7 +263,9 @@ def _kernel_environment(smoke: bool):
     there, and their SMOKE default agrees with the parameter passed to them."""
     library_parent = str(Path(__file__).resolve().parent.parent)
     kernel_env = {"PYTHONPATH": os.pathsep.join(p for p in (library_parent, os.environ.get("PYTHONPATH")) if p),
-                  SMOKE_ENV: "1" if smoke else "0"}
+                  SMOKE_ENV: "1" if smoke else "0",
+                  # A rendered page is read, not watched: no progress bars (tqdm reads TQDM_* as defaults).
+                  "TQDM_DISABLE": "1"}
     saved_env = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)
     try:
@@ -284,7 +293,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
     of being trained again (notebook 02's REUSE), and so is every finished run of notebooks 04, 05 and 07
     and the committed fast model (reference_runs.py), which a full report otherwise trains first.
     `experiments=False` runs notebooks 01-03 only: the experiments take hours on a CPU, and notebook 06
-    evaluates every run on 65 corrupted copies of the test set (of its first ROBUSTNESS_TEST_IMAGES, unless
+    evaluates every run on 65 corrupted copies of the test set (of its first R.REPORT_TEST_IMAGES, unless
     TEST_IMAGES says otherwise).
     One report writes `out_dir` at a time, and nothing else writes its run folder meanwhile: another
     writer is refused with its PID and command, or with `wait` waited for. `cell_timeout` (seconds)
@@ -355,7 +364,7 @@ def run_report(out_dir: str | os.PathLike = "outputs", params: dict | None = Non
             specific = {"02_training.ipynb": {"RUN_NAME": run_name, "RUNS_DIR": str(staging / "runs"), "REUSE": reuse},
                         "03_results_analysis.ipynb": {"RUNS": analysed, "EXPERIMENT_RUNS_DIR": str(E.runs_store(out_dir))},
                         ROBUSTNESS_NOTEBOOK: {"RUNS": analysed, "CACHE_DIR": str(out_dir.joinpath(*CORRUPTION_CACHE)),
-                                              "TEST_IMAGES": params.get("TEST_IMAGES") or (None if smoke else ROBUSTNESS_TEST_IMAGES)},
+                                              "TEST_IMAGES": params.get("TEST_IMAGES") or (None if smoke else R.REPORT_TEST_IMAGES)},
                         **{name: {"RUNS_DIR": str(E.runs_store(out_dir)), "RERUN": not reuse} for name in RECORD_NOTEBOOKS}}
             display = PathDisplay(out_dir, staging, root)  # how the renderings show the paths passed here
             with _kernel_environment(smoke):

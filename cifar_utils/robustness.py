@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,21 @@ def logits_of(run: runs.RunRecord, images: torch.Tensor, device) -> torch.Tensor
                           precision=replay_precision(run.config.precision, device), tta=False)
 
 
+# The report evaluates the first 2,000 test images: the corruptions' table then costs minutes, not a quarter of
+# an hour, on a 2-core CPU. Notebook 06 run by hand defaults to the same images, so the report's cache serves it.
+REPORT_TEST_IMAGES = 2000
+BYTES_PER_IMAGE = 3 * 32 * 32  # uint8: what one corrupted image costs in the cache
+
+
+def cost_line(n_images: int, n_sets: int, n_runs: int, cache_dir) -> str:
+    """What the corrupted sets will cost, said before they are made: cache size and what is cached already."""
+    cached = sum(f.stat().st_size for f in Path(cache_dir).glob("*.pt")) if Path(cache_dir).is_dir() else 0
+    need = n_sets * n_images * BYTES_PER_IMAGE
+    return (f"{n_sets} corrupted sets of {n_images:,} images, each predicted by {n_runs} run(s): about {need / 1e9:.2f} GB "
+            f"in the cache ({cached / 1e9:.2f} GB there now, shared by every image count). Time grows with the images: "
+            f"{n_images / REPORT_TEST_IMAGES:.0f}x the report's {REPORT_TEST_IMAGES:,}.")
+
+
 def evaluate_corruptions(loaded: dict, images: torch.Tensor, names, severities, seed: int, cache_dir, device,
                          progress: bool = True):
     """Every run's logits on every corrupted set, one set in memory at a time (made, or read from the cache).
@@ -70,15 +86,27 @@ def evaluate_corruptions(loaded: dict, images: torch.Tensor, names, severities, 
     """
     sha = CR.images_digest(images)
     records, examples = [], {}
+    evaluation_seconds = 0.0
     pairs = [(n, s) for n in names for s in severities]
     for name, severity in tqdm(pairs, desc="corrupted test sets", disable=not progress):
         made = CR.cached(images, name, severity, seed, cache_dir, images_sha=sha)
+        started = time.perf_counter()
         for run, evaluated in loaded.values():
             evaluated.corrupted[(name, severity)] = logits_of(run, made.images, device)
+        evaluation_seconds += time.perf_counter() - started
         examples[(name, severity)] = made.images[0]
         records.append({"corruption": name, "severity": severity, "seconds": made.seconds, "threads": made.threads,
                         "cpu": made.cpu, "from_cache": made.from_cache})
-    return pd.DataFrame(records), examples
+    frame = pd.DataFrame(records)
+    frame.attrs["evaluation_seconds"] = evaluation_seconds  # every run's predictions on every set, this session
+    return frame, examples
+
+
+def timing_line(generation: pd.DataFrame, n_runs: int) -> str:
+    """How long the sets took to make (as recorded when made) and to evaluate (now), in one sentence."""
+    cached = int(generation["from_cache"].sum())
+    return (f"{len(generation)} sets ({cached} read from the cache): making them took {generation['seconds'].sum():.1f} s "
+            f"when they were made; evaluating {n_runs} run(s) on them took {generation.attrs.get('evaluation_seconds', 0):.1f} s now.")
 
 
 def accuracy_frame(evaluated: list[Evaluated], labels: torch.Tensor) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from . import atomic, distributed, hardware, locks
-from .config import TrainConfig
+from .config import TrainConfig, recipe_config
 from .errors import CifarError, ConfigError, DiskError, disk_error
 from .inference import PRECISION_DTYPES, precision_name, resolve_device, with_precision
 from .models import build_model
@@ -38,9 +39,32 @@ ANALYSIS = "analysis.json"  # notebook 03's look at the run's test predictions
 CHECKPOINT_FORMAT = 1
 
 
+# Settings that say how a run executed, not what it learned: a change in them keeps the run's name.
+HOW_IT_RAN = ("seed", "device", "precision", "channels_last", "eval_batch_size", "model")
+SMOKE_SETTINGS = ("epochs", "train_subset")  # what smoke mode moves; "-smoke" names them
+
+
+def _name_part(value) -> str:
+    text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+    return re.sub(r"[^A-Za-z0-9.]+", "_", text).strip("_")
+
+
 def default_run_name(recipe: str, config: TrainConfig, smoke: bool = False) -> str:
-    """<recipe>-<model>-seed<seed>; smoke runs get '-smoke' so they never replace a real one."""
-    return f"{recipe}-{config.model}-seed{config.seed}" + ("-smoke" if smoke else "")
+    """<recipe>-<model>-seed<seed>, then what differs from the recipe, so a changed parameter names a new folder.
+
+    Up to three changed settings are spelt out (`seed-seed_cnn-seed0-epochs1-train_subset2000`); more, or long
+    values, become `-cfg<digest>` of the changes. Smoke runs end in "-smoke" (its epochs and subset unnamed).
+    """
+    base = recipe_config(recipe, model=config.model).to_dict()
+    mine = config.to_dict()
+    changed = {k: v for k, v in sorted(mine.items())
+               if k not in HOW_IT_RAN and v != base.get(k) and not (smoke and k in SMOKE_SETTINGS)}
+    name = f"{recipe}-{config.model}-seed{config.seed}"
+    parts = [f"{k}{_name_part(v)}" for k, v in changed.items()]
+    if len(parts) > 3 or sum(map(len, parts)) > 60:
+        digest = hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        parts = [f"cfg{digest}"]
+    return "-".join([name, *parts]) + ("-smoke" if smoke else "")
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:
@@ -316,18 +340,28 @@ def _run_mtime(run_dir: Path) -> float:
     return max(f.stat().st_mtime for f in run_dir.iterdir() if f.is_file())
 
 
-def resolve_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
-    """Run folders from names (under `runs_dir`) or paths; a missing one is a CifarError naming it."""
+def _folders(runs_dir) -> list[Path]:
+    """One folder or a search path of folders (a notebook by hand: its scratch runs, then the committed ones)."""
+    if isinstance(runs_dir, (str, os.PathLike)):
+        return [Path(runs_dir)]
+    return [Path(p) for p in runs_dir]
+
+
+def resolve_runs(names, runs_dir) -> list[Path]:
+    """Run folders from names (looked up in `runs_dir`, one folder or several in order) or paths; a missing one
+    is a CifarError naming it."""
     if isinstance(names, (str, os.PathLike)):
         names = [names]
+    folders = _folders(runs_dir)
     resolved = []
     for name in names:
         path = Path(name).expanduser()
-        if not path.is_dir() and not path.is_absolute() and (Path(runs_dir) / path).is_dir():
-            path = Path(runs_dir) / path
+        if not path.is_dir() and not path.is_absolute():
+            path = next((f / path for f in folders if (f / path).is_dir()), path)
         if not path.is_dir():
-            raise CifarError(f"run folder {name!s} does not exist (looked for {path} and {Path(runs_dir) / str(name)}); "
-                             f"runs present: {', '.join(p.name for p in list_runs(runs_dir)) or 'none'}")
+            present = [p.name for f in folders for p in list_runs(f)]
+            raise CifarError(f"run folder {name!s} does not exist (looked in {', '.join(map(str, folders))}); "
+                             f"runs present: {', '.join(present) or 'none'}")
         if not (path / CHECKPOINT).is_file():
             raise CifarError(f"{path} is not a finished run (no {CHECKPOINT}); train it first, or drop it from the list")
         if path not in resolved:
@@ -335,11 +369,13 @@ def resolve_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
     return resolved
 
 
-def select_runs(names, runs_dir: str | os.PathLike) -> list[Path]:
-    """The runs a notebook analyses: `names` (see resolve_runs), or None for every run in `runs_dir`, newest first."""
-    found = resolve_runs(names, runs_dir) if names else list_runs(runs_dir)
+def select_runs(names, runs_dir) -> list[Path]:
+    """The runs a notebook analyses: `names` (see resolve_runs), or None for every run in the last folder of
+    `runs_dir` (one folder, or a search path whose last folder is the committed runs), newest first."""
+    last = _folders(runs_dir)[-1]
+    found = resolve_runs(names, runs_dir) if names else list_runs(last)
     if not found:
-        raise CifarError(f"no runs found in {runs_dir}; train one first (run notebooks/02_training.ipynb, or "
+        raise CifarError(f"no runs found in {last}; train one first (run notebooks/02_training.ipynb, or "
                          f"python -m cifar_utils train), or name run folders in RUNS")
     return found
 

@@ -355,45 +355,79 @@ def _only_auto_precision_differs(config: TrainConfig, difference: list[str]) -> 
     return difference == [] or (config.precision == "auto" and all(d.startswith("precision:") for d in difference))
 
 
-def _finished_run_difference(config: TrainConfig, run_dir: str | Path) -> list[str] | None:
-    """None: no finished run in `run_dir`; else how its configuration differs from `config` ([]: not at all)."""
+def _finished_run_difference(config: TrainConfig, run_dir: str | Path, log=None) -> list[str] | None:
+    """None: no finished run in `run_dir`; else how its configuration differs from `config` ([]: not at all).
+    A finished run whose records cannot be read counts as none; with `log`, one line says which and why."""
     run_dir = Path(run_dir)
     if not ((run_dir / runs.METRICS).is_file() and (run_dir / runs.CHECKPOINT).is_file()):
         return None
     try:
         device = resolve_device(config.device)
         saved = runs.recorded_precision(TrainConfig.from_dict(runs.load_checkpoint(run_dir)["config"]), run_dir, device)
-        if len(runs.read_history(run_dir / runs.HISTORY)) != saved.epochs:
-            return None
-    except (CifarError, OSError):
+        recorded = len(runs.read_history(run_dir / runs.HISTORY))
+        if recorded != saved.epochs:
+            raise CifarError(f"its history holds {recorded} of {saved.epochs} epochs")
+    except (CifarError, OSError) as exc:
+        if log is not None:
+            log(f"the finished run in {run_dir} cannot be read ({str(exc).splitlines()[0]}); training it again")
         return None
     return runs.config_differences(saved.to_dict(), with_precision(config, device).to_dict())
 
 
+def _saved_config_difference(config: TrainConfig, run_dir: Path) -> list[str]:
+    """How the configuration a run folder was started with (config.json) differs from `config`, precision
+    aside; [] when the folder holds no readable one. What `fit_or_reuse` refuses to replace unasked."""
+    try:
+        saved = runs.read_json(run_dir / runs.CONFIG)
+        saved = {k: v for k, v in saved.items() if k != "provenance"}
+    except (CifarError, OSError, ValueError):
+        return []
+    return [d for d in runs.config_differences(saved, config.to_dict()) if not d.startswith("precision:")]
+
+
 def fit_or_reuse(config: TrainConfig, *, run_dir: str | Path, reuse: bool = True, resume: bool = False,
-                 log=print, **fit_kwargs) -> runs.RunRecord:
+                 overwrite: bool = False, reuse_from=(), say_reused: bool = True, log=print,
+                 **fit_kwargs) -> runs.RunRecord:
     """`fit` into `run_dir`, unless it already holds this very run finished (then load it) or,
-    with `resume`, an interrupted one (then continue it). A run of another config is replaced.
+    with `resume`, an interrupted one (then continue it).
 
     Re-running a notebook or the report then costs no training when nothing changed. A run trained
     at another precision (bf16 on an AVX-512 machine, where "auto" means fp32 here) is reused too when
     `config` asks for "auto": it is what "auto" meant where it was trained, and training it again
     would take hours on this CPU. The log line names its precision and CPU; `reuse=False` trains it
     again at this machine's precision. An explicitly asked precision must match.
+
+    `say_reused=False` leaves the reuse line to the caller (notebook 02 shows its own).
+    `reuse_from`: other run folders (the committed ones, say) that are read, never written: a finished
+    run of this configuration there is loaded instead of training into `run_dir`.
+
+    A folder holding a run of another configuration is never replaced unless `overwrite`: a ConfigError
+    says what differs and what to do. A run whose records cannot be read is named and trained again.
     """
     config = config.validate()
     run_dir = Path(run_dir)
-    difference = _finished_run_difference(config, run_dir) if reuse else None
-    if difference is not None and _only_auto_precision_differs(config, difference):
-        loaded = runs.load_run(run_dir, resolve_device(config.device))
-        loaded.config = runs.recorded_precision(loaded.config, run_dir, resolve_device(config.device))
-        prov = (loaded.metrics or {}).get("provenance", {})
-        made = elsewhere.made_elsewhere(loaded.config, prov, resolve_device(config.device))
-        log(f"reusing the finished run in {run_dir} (same configuration, {made or loaded.config.precision}, trained "
-            f"at commit {prov.get('git_commit', 'unknown')}); set REUSE=False / delete the folder to train it again"
-            + (" at this machine's precision" if made else ""))
-        loaded.reused = True
-        return loaded
+    if reuse:
+        for folder in (run_dir, *map(Path, reuse_from)):
+            difference = _finished_run_difference(config, folder, log=log if folder == run_dir else None)
+            if difference is not None and _only_auto_precision_differs(config, difference):
+                return _reused(config, folder, log if say_reused else (lambda line: None))
+    changed = _saved_config_difference(config, run_dir)
+    if changed and not overwrite:
+        raise ConfigError(f"{run_dir} holds a run of another configuration ({'; '.join(changed)}); it is kept. "
+                          f"Choose another run name, or set OVERWRITE=True (--overwrite) to replace it")
     if resume and (run_dir / runs.CHECKPOINT).is_file():
         return fit(config, run_dir=run_dir, resume=True, log=log, **fit_kwargs)
     return fit(config, run_dir=run_dir, overwrite=True, log=log, **fit_kwargs)
+
+
+def _reused(config: TrainConfig, run_dir: Path, log) -> runs.RunRecord:
+    device = resolve_device(config.device)
+    loaded = runs.load_run(run_dir, device)
+    loaded.config = runs.recorded_precision(loaded.config, run_dir, device)
+    prov = (loaded.metrics or {}).get("provenance", {})
+    made = elsewhere.made_elsewhere(loaded.config, prov, device)
+    log(f"reusing the finished run in {run_dir} (same configuration, {made or loaded.config.precision}, trained "
+        f"at commit {prov.get('git_commit', 'unknown')}); set REUSE=False / delete the folder to train it again"
+        + (" at this machine's precision" if made else ""))
+    loaded.reused = True
+    return loaded

@@ -26,9 +26,6 @@
 
 # %%
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
 from IPython.display import display
 
 from cifar_utils import data as D
@@ -42,12 +39,12 @@ from cifar_utils.atomic import save_figure
 SMOKE = NB.smoke_default()  # smoke mode: never download, fewer sample images (on when $CIFAR_SMOKE is 1, or $CI is set)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-OUTPUT_DIR = None  # figures go to OUTPUT_DIR/figures/ (None: $CIFAR_OUTPUTS, else <project>/outputs)
+OUTPUT_DIR = None  # figures go to OUTPUT_DIR/figures/ (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 VAL_SIZE = 5000  # validation images held out of the 50,000 training images, as in training
 SAMPLES_PER_CLASS = 10  # images per class in the sample grid
 
 # %%
-figures = paths.outputs_dir(OUTPUT_DIR) / "figures"
+figures = paths.notebook_outputs_dir(OUTPUT_DIR) / "figures"
 data = D.load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 # The same split as training uses: stratified, 500 validation images per class by default.
 split = D.split_dataset(data, VAL_SIZE)

@@ -30,9 +30,6 @@
 
 # %%
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
 from pathlib import Path
 
 import pandas as pd
@@ -83,17 +80,20 @@ TTA = None  # test-time augmentation of the final evaluation
 TTA_SHARE = None  # share of the images, least confident first, that get the test-time augmentation
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-RUN_NAME = None  # None: <recipe>-<model>-seed<seed>, with "-smoke" in smoke mode
-OUTPUT_DIR = None  # figures and output.png go here (None: $CIFAR_OUTPUTS, else <project>/outputs)
+RUN_NAME = None  # None: <recipe>-<model>-seed<seed>, then what differs from the recipe (e.g. -epochs1), "-smoke" in smoke mode
+OUTPUT_DIR = None  # figures and output.png go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # the run is saved in RUNS_DIR/RUN_NAME/ (None: OUTPUT_DIR/runs)
 REUSE = True  # load the run instead of training when RUN_NAME already holds it finished with this configuration
+OVERWRITE = False  # replace a run of another configuration that RUN_NAME holds (never done otherwise)
 RESUME = False  # continue an interrupted run in RUN_NAME from its last finished epoch
 
 # %%
 config = NB.training_config(RECIPE, SMOKE, **NB.train_overrides(globals()))
-out = paths.outputs_dir(OUTPUT_DIR)
+out = paths.notebook_outputs_dir(OUTPUT_DIR)
 run_name = RUN_NAME or runs.default_run_name(RECIPE, config, SMOKE)
-run_dir = (Path(RUNS_DIR) if RUNS_DIR else out / "runs") / run_name
+search = NB.runs_search_path(RUNS_DIR, out)  # where the run is written, then the committed runs (read only)
+run_dir = search[0] / run_name
+print(NB.where_this_writes(out))
 T.config_frame(config, name=run_name)
 
 # %% [markdown]
@@ -102,13 +102,15 @@ T.config_frame(config, name=run_name)
 # A progress bar per epoch shows the running loss and accuracy; one line per finished epoch gives
 # the validation result. The checkpoint is rewritten after every epoch, so an interrupted run can
 # be continued with `python -m cifar_utils train --resume <run folder>`, or here with `RESUME = True`.
-# Re-running this notebook reuses a finished run of the same name and configuration (`REUSE`) and
-# replaces one of another configuration. The line under the progress output says which of the three
+# Re-running this notebook reuses a finished run of the same configuration (`REUSE`), here or among the
+# committed runs in `outputs/runs/`. A changed parameter names a new run folder; a run of another
+# configuration is never replaced unless `OVERWRITE = True`. The line under the progress output says which
 # happened (trained now, resumed, or reused) and where the run is kept.
 
 # %%
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
-result = fit_or_reuse(config, dataset=data, run_dir=run_dir, reuse=REUSE, resume=RESUME, progress=True,
+result = fit_or_reuse(config, dataset=data, run_dir=run_dir, reuse=REUSE, resume=RESUME, overwrite=OVERWRITE,
+                      reuse_from=[folder / run_name for folder in search[1:]], say_reused=False, progress=True,
                       evaluate_test=not SMOKE)
 display(Markdown(NB.run_story(result)))
 
@@ -136,6 +138,7 @@ m = result.metrics
 pd.Series({"run": run_name, "validation accuracy": f"{100 * m['val_accuracy']:.2f}%",
            "test accuracy": "not evaluated (smoke)" if m["test_accuracy"] is None else f"{100 * m['test_accuracy']:.2f}%",
            "test loss": "n/a" if m["test_loss"] is None else f"{m['test_loss']:.4f}",
-           "training images": m["train_images"], "wall time": f"{m['seconds']:.1f} s",
+           "training images": m["train_images"],
+           "wall time (recorded when trained)" if result.reused else "wall time": f"{m['seconds']:.1f} s",
            "images per second": f"{m['images_per_second']:.0f}",
            "device": m["provenance"]["device_name"], "git commit": m["provenance"]["git_commit"]}, name="value").to_frame()

@@ -29,9 +29,6 @@
 
 # %%
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -47,10 +44,10 @@ from cifar_utils.inference import dtype_precision, predict_logits, replay_precis
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # evaluate on the first 1000 test images only (on when $CIFAR_SMOKE is 1, or $CI is set)
-RUNS = None  # run names (in RUNS_DIR) or folders; the first is analysed in detail, all are compared. None: every run in RUNS_DIR, newest first
+RUNS = None  # run names (in RUNS_DIR, then outputs/runs) or folders; the first is analysed in detail, all are compared. None: every run in RUNS_DIR (by hand: the committed runs), newest first
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-OUTPUT_DIR = None  # figures go to OUTPUT_DIR/figures/ (None: $CIFAR_OUTPUTS, else <project>/outputs)
+OUTPUT_DIR = None  # figures go to OUTPUT_DIR/figures/ (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # where run names are looked up (None: OUTPUT_DIR/runs)
 TEST_IMAGES = None  # evaluate on the first N test images (None: all 10,000; 1000 in smoke mode)
 DEVICE = "auto"  # "auto", "cpu" or "cuda"
@@ -62,9 +59,10 @@ COMPARE_WHERE = None  # keep only runs whose config matches, e.g. {"model": "fas
 COMPARE_LIMIT = 40  # the most runs in the comparison table, newest first
 
 # %%
-out = paths.outputs_dir(OUTPUT_DIR)
+out = paths.notebook_outputs_dir(OUTPUT_DIR)
 figures = out / "figures"
-run_dirs = runs.select_runs(RUNS, RUNS_DIR or out / "runs")
+run_dirs = runs.select_runs(RUNS, NB.runs_search_path(RUNS_DIR, out))
+print(NB.where_this_writes(out))
 print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}")
 
 # %% [markdown]
@@ -75,7 +73,7 @@ print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}")
 # %%
 for run_dir in run_dirs:
     history = runs.read_history(run_dir / runs.HISTORY)
-    display(Markdown(f"### {run_dir.name}"), T.history_frame(history))
+    display(Markdown(f"### {run_dir.name}\n\n{NB.run_heading(run_dir)}"), T.history_frame(history))
     fig = plots.plot_curves(history, title=run_dir.name)
     save_figure(fig, figures / f"03_curves_{run_dir.name}.png")
     display(fig)

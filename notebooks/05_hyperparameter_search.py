@@ -52,9 +52,6 @@
 
 # %%
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
 
 import dataclasses
 
@@ -88,7 +85,7 @@ DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
 PRECISION = None  # "auto", "fp32", "bf16" (None: auto)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/outputs)
+OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
 RERUN = False  # train the re-trained runs again even when their records are there
 
@@ -96,7 +93,7 @@ RERUN = False  # train the re-trained runs again even when their records are the
 budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION,
                   EXPERIMENT_BATCH_SIZE)
 n_trials, top_k, retrain_seeds = E.search_settings(SMOKE, N_TRIALS, TOP_K, RETRAIN_SEEDS)
-out = paths.outputs_dir(OUTPUT_DIR)
+out = paths.notebook_outputs_dir(OUTPUT_DIR)
 store = E.runs_store(out, RUNS_DIR)
 storage = STORAGE or str(store.parent / E.JOURNAL)
 base = E.base_config(budget, seed=0)  # every trial's seed; the re-training uses fresh ones

@@ -47,9 +47,6 @@
 
 # %%
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -74,13 +71,13 @@ SMOKE = NB.smoke_default()  # 200 test images, severities 1 and 5, a 1-epoch smo
 RUNS = None  # run names (in RUNS_DIR) or folders. None: every run in RUNS_DIR
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/outputs)
+OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # where run names are looked up (None: OUTPUT_DIR/runs)
-CACHE_DIR = None  # corrupted test sets are kept here between runs (None: OUTPUT_DIR/cache/corruptions)
+CACHE_DIR = None  # corrupted test sets are kept here between runs (None: outputs/cache/corruptions, git-ignored, shared with the report)
 CORRUPTIONS = None  # corruption names (None: all 13 of cifar_utils.corruptions.CORRUPTIONS)
 SEVERITIES = None  # severities 1-5 evaluated (None: all five; 1 and 5 in smoke mode)
 CORRUPTION_SEED = 0  # seed of the corruptions' randomness
-TEST_IMAGES = None  # evaluate on the first N test images (None: all 10,000; 200 in smoke mode)
+TEST_IMAGES = 2000  # the first N test images: the report's 2,000 (its cache serves them); 10000 for all (5x the time; the cost is printed first); 200 in smoke mode
 DEVICE = "auto"  # "auto", "cpu" or "cuda"
 CALIBRATION_IMAGES = None  # at most this many held-out images fit T (None: 10,000; 1000 in smoke mode)
 CALIBRATION_BINS = 15  # equal-width confidence bins of ECE and the reliability diagrams
@@ -88,26 +85,29 @@ GALLERY_CLASSES = 2  # the weakest classes shown in the explanation gallery
 GALLERY_PER_KIND = None  # correct and misclassified images per class (None: 4; 2 in smoke mode)
 
 # %%
-out = paths.outputs_dir(OUTPUT_DIR)
+out = paths.notebook_outputs_dir(OUTPUT_DIR)
 figures = out / "figures"
-runs_dir = RUNS_DIR or out / "runs"
-cache_dir = CACHE_DIR or CR.default_cache_dir(out)
+search = NB.runs_search_path(RUNS_DIR, out)  # where runs are written, then the committed ones (read only)
+runs_dir = search[0]
+print(NB.where_this_writes(out))
+cache_dir = CACHE_DIR or CR.default_cache_dir(paths.committed_outputs_dir())
 names, severities = CR.requested(CORRUPTIONS, SEVERITIES or ((1, 5) if SMOKE else None))
 per_kind = GALLERY_PER_KIND or (2 if SMOKE else 4)
 device = resolve_device(DEVICE)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 classes = data.classes
-n_test = TEST_IMAGES or (200 if SMOKE else len(data.test_images))
+n_test = 200 if SMOKE else min(TEST_IMAGES or len(data.test_images), len(data.test_images))
 images, labels = data.test_images[:n_test], data.test_labels[:n_test]
-if SMOKE and not RUNS and not runs.list_runs(runs_dir):
+if SMOKE and not RUNS and not runs.list_runs(search[-1]):
     # Nothing to evaluate yet: a one-epoch model on 1000 images, enough to run every cell.
     config = NB.training_config("seed", smoke=True)
     fit_or_reuse(config, dataset=data, run_dir=runs_dir / runs.default_run_name("seed", config, smoke=True),
                  progress=False, evaluate_test=False, log=lambda *_: None)
-run_dirs = runs.select_runs(RUNS, runs_dir)
+run_dirs = runs.select_runs(RUNS, search)
 groups = R.group_runs(run_dirs)
 print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}; {len(names)} corruptions x severities "
       f"{severities} on {n_test:,} test images")
+print(R.cost_line(n_test, len(names) * len(severities), len(run_dirs), cache_dir))
 
 # %% [markdown]
 # ## The corrupted test sets
@@ -129,7 +129,7 @@ generation, examples = R.evaluate_corruptions(loaded, images, names, severities,
 evaluated = [ev for _, ev in loaded.values()]
 made = generation.groupby("corruption", sort=False)["seconds"].sum().round(2).to_frame("seconds to make")
 made.loc["all"] = generation["seconds"].sum().round(2)
-made
+print(R.timing_line(generation, len(loaded)))
 
 # %%
 fig = RP.plot_corruption_examples(images[0], examples)

@@ -42,9 +42,6 @@
 
 # %%
 # %matplotlib inline
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")  # no ipywidgets: tqdm.auto uses text bars
 
 import pandas as pd
 from IPython.display import Markdown, display
@@ -66,13 +63,13 @@ DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
 PRECISION = None  # "auto", "fp32", "bf16" (None: auto; part of each run's digest)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/outputs)
+OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
 RERUN = False  # train every run again even when its records are there
 
 # %%
 plan = AR.plan(SMOKE, LADDERS, SEEDS, EXPERIMENT_SUBSET, DEVICE, PRECISION)
-out = paths.outputs_dir(OUTPUT_DIR)
+out = paths.notebook_outputs_dir(OUTPUT_DIR)
 store = E.runs_store(out, RUNS_DIR)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 if SMOKE:

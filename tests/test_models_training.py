@@ -115,16 +115,60 @@ def test_evaluate_matches_manual_accuracy(tiny):
     assert not math.isnan(result["loss"])
 
 
-def test_fit_or_reuse_loads_a_finished_run_and_retrains_a_changed_one(tiny, tmp_path):
+def test_fit_or_reuse_loads_a_finished_run_and_never_replaces_a_changed_one_unasked(tiny, tmp_path):
     run_dir = tmp_path / "run"
     first = fit(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=lambda *_: None)
     said = []
     again = fit_or_reuse(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
     assert said and said[0].startswith("reusing the finished run")
     assert again.history == first.history and again.metrics == runs.read_json(run_dir / runs.METRICS)
+    before = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()}
+    with pytest.raises(ConfigError, match=r"another configuration \(lr: 0.003 in the run, 0.001 now\).*OVERWRITE"):
+        fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
+    assert {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()} == before
     said.clear()
-    changed = fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
+    changed = fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, overwrite=True, progress=False,
+                           log=said.append)
     assert not any(s.startswith("reusing") for s in said) and changed.config.lr == 1e-3
     said.clear()
     fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, reuse=False, progress=False, log=said.append)
     assert not any(s.startswith("reusing") for s in said)
+
+
+def test_fit_or_reuse_reads_a_committed_run_and_writes_only_its_own_folder(tiny, tmp_path):
+    committed = tmp_path / "outputs" / "runs" / "base"
+    fit(_small(epochs=1), dataset=tiny, run_dir=committed, progress=False, log=lambda *_: None)
+    before = {f.name: f.read_bytes() for f in committed.iterdir() if f.is_file()}
+    mine = tmp_path / "scratch" / "runs" / "base"
+    reused = fit_or_reuse(_small(epochs=1), dataset=tiny, run_dir=mine, reuse_from=[committed], progress=False,
+                          log=lambda *_: None)
+    assert reused.reused and reused.run_dir == committed and not mine.exists()
+    trained = fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=mine, reuse_from=[committed],
+                           progress=False, log=lambda *_: None)
+    assert not trained.reused and (mine / runs.METRICS).is_file()
+    assert {f.name: f.read_bytes() for f in committed.iterdir() if f.is_file()} == before
+
+
+def test_an_unreadable_finished_run_is_named_and_trained_again(tiny, tmp_path):
+    run_dir = tmp_path / "run"
+    fit(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=lambda *_: None)
+    (run_dir / runs.HISTORY).write_text("epoch\n")  # truncated: no epoch recorded
+    said = []
+    record = fit_or_reuse(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
+    assert not record.reused
+    assert any(f"{run_dir}" in s and "cannot be read" in s and "training it again" in s for s in said)
+
+
+def test_a_changed_parameter_names_a_new_run_folder():
+    from cifar_utils.notebook import training_config
+
+    assert runs.default_run_name("seed", training_config("seed")) == "seed-seed_cnn-seed0"
+    short = training_config("seed", epochs=1, train_subset=2000)
+    assert runs.default_run_name("seed", short) == "seed-seed_cnn-seed0-epochs1-train_subset2000"
+    many = training_config("seed", epochs=3, lr=0.01, batch_size=64, weight_decay=0.1)
+    assert runs.default_run_name("seed", many).startswith("seed-seed_cnn-seed0-cfg")
+    assert runs.default_run_name("seed", many) != runs.default_run_name("seed", training_config("seed", epochs=3, lr=0.02,
+                                                                                              batch_size=64, weight_decay=0.1))
+    assert runs.default_run_name("seed", training_config("seed", True), smoke=True) == "seed-seed_cnn-seed0-smoke"
+
+
