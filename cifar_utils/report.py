@@ -188,12 +188,6 @@ def _failure(name: str, exc: Exception, failed_copy: Path | None, out_dir: Path,
                           f"nothing in {out_dir} was replaced{where}")
 
 
-# The kernel's own start-up warnings ("Kernel is running over TCP without encryption", once per notebook) say
-# nothing about the report; its errors still reach the log. (IPC transport would avoid that warning, but
-# nbclient then stops noticing a kernel that died.)
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-
-
 def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, values: dict, kernel_name: str,
              cell_timeout: float | None, display: PathDisplay) -> None:
     """Run one notebook into the staging folder and render it as HTML; every way that fails becomes one CifarError."""
@@ -203,8 +197,7 @@ def _execute(name: str, notebooks_dir: Path, staging: Path, out_dir: Path, value
     executed.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(str(notebooks_dir / name), str(executed), parameters=values, kernel_name=kernel_name,
-                                   progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
-                                   extra_arguments=KERNEL_ARGUMENTS)
+                                   progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout)
     except KeyboardInterrupt:
         raise ReportInterrupted(f"report interrupted (Ctrl-C) in notebook {name}; nothing in {out_dir} was "
                                 f"replaced (the runs notebooks 04, 05 and 07 finished are kept, and reused next time)") from None

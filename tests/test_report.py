@@ -14,6 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from cifar_utils import metrics as M
+from cifar_utils import robustness
 from cifar_utils import landing
 from cifar_utils import notebook as NB
 from cifar_utils import render
@@ -711,7 +712,7 @@ def test_a_full_report_analyses_the_reference_run_beside_its_own(tmp_path, synth
     for name in ("03", "06"):
         passed = json.loads((seen / f"{name}.json").read_text())
         assert [Path(r).name for r in passed["runs"]] == ["seed-seed_cnn-seed0", "tiny-ref"]
-    assert json.loads((seen / "06.json").read_text())["test_images"] == R.ROBUSTNESS_TEST_IMAGES
+    assert json.loads((seen / "06.json").read_text())["test_images"] == robustness.REPORT_TEST_IMAGES
     assert json.loads((seen / "03.json").read_text())["test_images"] is None  # 03 still evaluates every test image
 
     trained_at = (reference / runs.CHECKPOINT).stat().st_mtime_ns
