@@ -32,7 +32,9 @@ train: setup  ## the seed recipe: 10 epochs of Adam, prints the table, writes ou
 report: setup  ## the main job: runs notebooks 01-07 with papermill; outputs/results.md, reports/*.html, figures/, output.png
 	$(PY) -m cifar_utils report $(REPORT_ARGS)
 
-test: setup  ## unit tests and notebook tests (nbval); then the tests of precision "auto" with it forced each way
+test: setup  ## lint and format check, unit tests and notebook tests (nbval); then precision "auto" forced each way
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 	CIFAR_PRECISION=bf16 $(PY) -m pytest -q -m auto_precision
 	CIFAR_PRECISION=fp32 $(PY) -m pytest -q -m auto_precision
@@ -44,7 +46,7 @@ hooks: setup  ## commit hooks: notebooks paired with py:percent files (jupytext)
 	$(VENV)/bin/pre-commit install
 
 screenshot: setup  ## after `make report`: outputs/index.html in headless Chromium, as outputs/figures/landing_page.png
-	$(PY) -m cifar_utils.browser screenshot outputs/index.html outputs/figures/landing_page.png
+	$(PY) -m cifar_utils.report.browser screenshot outputs/index.html outputs/figures/landing_page.png
 
 clean:  ## what is regenerable and untracked: scratch/, executed notebooks, the corruption cache; no run, no report
 	rm -rf scratch outputs/notebooks outputs/cache outputs/.report-staging-*

@@ -6,6 +6,7 @@
 Times `corrupt` on the test images (all five severities of each corruption, nothing read from or
 written to the cache) and prints seconds per corruption and in all, with the machine it ran on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from cifar_utils import corruptions as C  # noqa: E402
-from cifar_utils import data as D  # noqa: E402
-from cifar_utils.provenance import machine_line, provenance  # noqa: E402
+from cifar_utils.analysis import corruptions as C  # noqa: E402
+from cifar_utils.core import data as D  # noqa: E402
+from cifar_utils.runs.provenance import machine_line, provenance  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +35,9 @@ def main() -> None:
     if (root / D.FOLDER).is_dir():
         images = D.load_cifar10(root, download=False, verify=False).test_images[: args.images]
     else:  # the time does not depend on the pixels
-        images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+        images = torch.randint(
+            0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+        )
     print(machine_line(provenance(torch.device("cpu"))), f"| {len(images):,} images")
     total = 0.0
     for name in C.CORRUPTIONS:
@@ -44,7 +47,9 @@ def main() -> None:
         seconds = time.perf_counter() - started
         total += seconds
         print(f"{name:20s} {seconds:7.2f} s  (5 severities)")
-    print(f"{'all':20s} {total:7.2f} s  ({len(C.CORRUPTIONS)} corruptions x 5 severities, {os.environ.get('OMP_NUM_THREADS', '?')} OMP threads)")
+    print(
+        f"{'all':20s} {total:7.2f} s  ({len(C.CORRUPTIONS)} corruptions x 5 severities, {os.environ.get('OMP_NUM_THREADS', '?')} OMP threads)"
+    )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ end of the probe. Each child computes the weight and input gradients of one conv
 (batch 32, 32x32 maps, 8 output channels unless --out-channels) in fp32, once in channels_last and
 once contiguous, and compares both with a float64 reference (PyTorch's own kernels, not oneDNN).
 The last column says whether cifar_utils keeps that convolution out of channels_last
-(cifar_utils.layout.avoids_channels_last); any row that is not "ok" must say "yes" there.
+(cifar_utils.core.channels_last.avoids_channels_last); any row that is not "ok" must say "yes" there.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cifar_utils.hardware import cpu_model, isa_class  # noqa: E402
+from cifar_utils.core.cpu import cpu_model, isa_class  # noqa: E402
 
 # A relative error above this is a wrong gradient: fp32 against float64 on these sizes stays below 1e-5.
 TOLERANCE = 1e-3
@@ -60,8 +61,13 @@ def run_case(ic: int, oc: int, stride: int, size: int, threads: int, isa: str | 
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
     try:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(ic), str(oc), str(stride), str(size)], env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(ic), str(oc), str(stride), str(size)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"outcome": f"hang (killed after {timeout:g} s)"}
     if done.returncode != 0:
@@ -75,8 +81,11 @@ def run_case(ic: int, oc: int, stride: int, size: int, threads: int, isa: str | 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--isa", help="cap oneDNN's instruction set, e.g. AVX2 or AVX512_CORE (ONEDNN_MAX_CPU_ISA); "
-                                 "default: whatever this CPU has")
+    p.add_argument(
+        "--isa",
+        help="cap oneDNN's instruction set, e.g. AVX2 or AVX512_CORE (ONEDNN_MAX_CPU_ISA); "
+        "default: whatever this CPU has",
+    )
     p.add_argument("--channels", type=int, nargs="+", default=list(range(1, 17)), help="input channels (default 1-16)")
     p.add_argument("--out-channels", type=int, default=8)
     p.add_argument("--strides", type=int, nargs="+", default=[2])
@@ -87,7 +96,7 @@ def main(argv=None) -> int:
 
     from torch import nn
 
-    from cifar_utils.layout import avoids_channels_last
+    from cifar_utils.core.channels_last import avoids_channels_last
 
     print(f"CPU: {cpu_model()} (ISA class {isa_class()}); oneDNN ISA cap: {args.isa or 'none (native)'}")
     print("| threads | stride | in channels | channels_last | contiguous error | cifar_utils avoids it |")
@@ -100,10 +109,14 @@ def main(argv=None) -> int:
                 avoided = avoids_channels_last(nn.Conv2d(ic, args.out_channels, 1, stride, bias=False))
                 bad_unavoided += row["outcome"] != "ok" and not avoided
                 contiguous = f"{row['contiguous']:.1g}" if "contiguous" in row else "n/a"
-                print(f"| {threads} | {stride} | {ic} | {row['outcome']} | {contiguous} | {'yes' if avoided else 'no'} |",
-                      flush=True)
+                print(
+                    f"| {threads} | {stride} | {ic} | {row['outcome']} | {contiguous} | {'yes' if avoided else 'no'} |",
+                    flush=True,
+                )
     if bad_unavoided:
-        print(f"{bad_unavoided} failing case(s) that cifar_utils does NOT avoid: widen its rule (cifar_utils/layout.py)")
+        print(
+            f"{bad_unavoided} failing case(s) that cifar_utils does NOT avoid: widen its rule (cifar_utils/layout.py)"
+        )
     return 1 if bad_unavoided else 0
 
 

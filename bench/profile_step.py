@@ -10,6 +10,7 @@ averaging, TTA evaluation) under torch.profiler for a few steps and prints the t
 per operator type (self CPU time, so nothing is counted twice). Without --data-root or
 $CIFAR10_ROOT it uses random images: the timing does not depend on the pixels.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +26,14 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.profiler import ProfilerActivity, profile, record_function  # noqa: E402
 
-from cifar_utils import allocator  # noqa: E402
-from cifar_utils import data as D  # noqa: E402
-from cifar_utils.models import count_macs  # noqa: E402
-from cifar_utils.provenance import machine_line, provenance  # noqa: E402
-from cifar_utils.augment import AUGMENTATIONS  # noqa: E402
-from cifar_utils.config import RECIPES, recipe_config  # noqa: E402
-from cifar_utils.inference import predict_logits, resolve_device, resolve_precision  # noqa: E402
-from cifar_utils.training import init_state, train_step  # noqa: E402
+from cifar_utils.core import allocator  # noqa: E402
+from cifar_utils.core import data as D  # noqa: E402
+from cifar_utils.core.augment import AUGMENTATIONS  # noqa: E402
+from cifar_utils.core.config import RECIPES, recipe_config  # noqa: E402
+from cifar_utils.core.evaluation import predict_logits, resolve_device, resolve_precision  # noqa: E402
+from cifar_utils.core.models import count_macs  # noqa: E402
+from cifar_utils.runs.provenance import machine_line, provenance  # noqa: E402
+from cifar_utils.runs.training import init_state, train_step  # noqa: E402
 
 # Operator name fragments -> category; the first match wins.
 CATEGORIES = (
@@ -43,8 +44,23 @@ CATEGORIES = (
     ("linear", ("addmm", "::mm", "linear", "matmul")),
     ("loss", ("cross_entropy", "log_softmax", "nll_loss")),
     ("optimizer math", ("_foreach", "lerp", "sgd")),
-    ("copies/layout", ("copy_", "contiguous", "clone", "to_dense", "reorder", "empty", "cat", "index", "flip",
-                       "reflection_pad", "where", "pad")),
+    (
+        "copies/layout",
+        (
+            "copy_",
+            "contiguous",
+            "clone",
+            "to_dense",
+            "reorder",
+            "empty",
+            "cat",
+            "index",
+            "flip",
+            "reflection_pad",
+            "where",
+            "pad",
+        ),
+    ),
 )
 PHASES = ("augment", "forward", "backward", "optimizer", "evaluate")
 
@@ -74,8 +90,9 @@ def load_split(args) -> tuple[D.Split, torch.Tensor]:
 
 
 def make_config(args, **extra):
-    config = recipe_config(args.recipe, batch_size=args.batch_size, device=args.device, precision=args.precision,
-                           val_size=0, **extra)
+    config = recipe_config(
+        args.recipe, batch_size=args.batch_size, device=args.device, precision=args.precision, val_size=0, **extra
+    )
     if args.widths:
         config.model_kwargs = {**config.model_kwargs, "widths": [int(w) for w in args.widths.split(",")]}
     return config.validate()
@@ -92,8 +109,9 @@ def training_steps(config, state, split, device, precision, steps: int, start_st
             x, y = split.train_images[idx].to(device), split.train_labels[idx].to(device)
             x, batch_augment = AUGMENTATIONS[config.augment].for_epoch(x, config.seed, 1 + i)
             x = batch_augment(x, gen) if batch_augment is not None else x
-        loss, _ = train_step(config, state, criterion, x, y, device, precision, start_step + i, total_steps,
-                             phase=record_function)
+        loss, _ = train_step(
+            config, state, criterion, x, y, device, precision, start_step + i, total_steps, phase=record_function
+        )
     return loss.item()
 
 
@@ -109,8 +127,9 @@ def mode_profile(args, split, test, device) -> None:
         phase_wall["train steps"] = time.perf_counter() - start
         start = time.perf_counter()
         with record_function("evaluate"):
-            predict_logits(state.model, test, batch_size=config.eval_batch_size, device=device,
-                           precision=precision, tta=config.tta)
+            predict_logits(
+                state.model, test, batch_size=config.eval_batch_size, device=device, precision=precision, tta=config.tta
+            )
         phase_wall["evaluate"] = time.perf_counter() - start
     events = prof.key_averages()
     phases = {e.key: e.cpu_time_total / 1e6 for e in events if e.key in PHASES}
@@ -121,11 +140,13 @@ def mode_profile(args, split, test, device) -> None:
     total = sum(by_type.values())
     macs = count_macs(state.model)
     train_s = phase_wall["train steps"]
-    print(f"\n{args.steps} training steps of batch {config.batch_size} ({config.model}, {macs / 1e6:.1f}M MACs/image, "
-          f"{'fp32' if precision is None else precision}, channels_last={config.channels_last}): {train_s:.2f} s, "
-          f"{args.steps * config.batch_size / train_s:.1f} img/s, "
-          f"{macs * 6 * args.steps * config.batch_size / train_s / 1e9:.1f} GFLOP/s; "
-          f"evaluation of {len(test)} images with {config.tta} TTA: {phase_wall['evaluate']:.2f} s")
+    print(
+        f"\n{args.steps} training steps of batch {config.batch_size} ({config.model}, {macs / 1e6:.1f}M MACs/image, "
+        f"{'fp32' if precision is None else precision}, channels_last={config.channels_last}): {train_s:.2f} s, "
+        f"{args.steps * config.batch_size / train_s:.1f} img/s, "
+        f"{macs * 6 * args.steps * config.batch_size / train_s / 1e9:.1f} GFLOP/s; "
+        f"evaluation of {len(test)} images with {config.tta} TTA: {phase_wall['evaluate']:.2f} s"
+    )
     print("\n| phase | seconds | share of step time |\n|---|---|---|")
     step_total = sum(phases.get(p, 0.0) for p in PHASES[:4])
     for p in PHASES:
@@ -166,8 +187,13 @@ def _interleaved(args, split, device, variants: dict, label: str) -> None:
 
 def mode_layout(args, split, device) -> None:
     """channels_last vs NCHW."""
-    _interleaved(args, split, device, {"channels_last": make_config(args, channels_last=True),
-                                       "NCHW": make_config(args, channels_last=False)}, "memory format")
+    _interleaved(
+        args,
+        split,
+        device,
+        {"channels_last": make_config(args, channels_last=True), "NCHW": make_config(args, channels_last=False)},
+        "memory format",
+    )
 
 
 def mode_matmul(args, split, device) -> None:
@@ -202,9 +228,11 @@ def mode_compile(args, split, device) -> None:
     overhead = runs["compiled"][3] - runs["eager"][3]
     saving = eager_step - comp_step
     steps_10_epochs = 10 * 50000 // args.batch_size
-    print(f"\ncompile overhead {overhead:.1f} s (training graph only; eval mode and new batch shapes compile again); "
-          f"saving {saving:.3f} s/step -> over a 10-epoch run ({steps_10_epochs} steps of {args.batch_size}) compile "
-          f"{'pays' if saving * steps_10_epochs > overhead else 'does NOT pay'} (net {saving * steps_10_epochs - overhead:+.1f} s)")
+    print(
+        f"\ncompile overhead {overhead:.1f} s (training graph only; eval mode and new batch shapes compile again); "
+        f"saving {saving:.3f} s/step -> over a 10-epoch run ({steps_10_epochs} steps of {args.batch_size}) compile "
+        f"{'pays' if saving * steps_10_epochs > overhead else 'does NOT pay'} (net {saving * steps_10_epochs - overhead:+.1f} s)"
+    )
 
 
 def main(argv=None) -> int:
@@ -224,8 +252,12 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     split, test = load_split(args)
     print(machine_line(provenance(device)))
-    {"profile": lambda: mode_profile(args, split, test, device), "layout": lambda: mode_layout(args, split, device),
-     "compile": lambda: mode_compile(args, split, device), "matmul": lambda: mode_matmul(args, split, device)}[args.mode]()
+    {
+        "profile": lambda: mode_profile(args, split, test, device),
+        "layout": lambda: mode_layout(args, split, device),
+        "compile": lambda: mode_compile(args, split, device),
+        "matmul": lambda: mode_matmul(args, split, device),
+    }[args.mode]()
     return 0
 
 

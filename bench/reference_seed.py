@@ -10,6 +10,7 @@ That time is the denominator of the short configuration's ratio in bench/time_to
 same job done the usual way, on the same machine, in the same session. Nothing here is used by
 the library; it exists to be compared with.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,20 +25,23 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cifar_utils.models import build_network  # noqa: E402  (the seed CNN's architecture, nothing else)
+from cifar_utils.core.models import build_network  # noqa: E402  (the seed CNN's architecture, nothing else)
 from cifar_utils.paths import data_root  # noqa: E402
-from cifar_utils.provenance import machine_line, provenance  # noqa: E402
+from cifar_utils.runs.provenance import machine_line, provenance  # noqa: E402
 
 SEED_PROJECT_ACCURACY = 0.7846
 
 
 def loaders(root: Path, batch_size: int, workers: int):
-    normalise = transforms.Compose([transforms.ToTensor(),
-                                    transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))])
+    normalise = transforms.Compose(
+        [transforms.ToTensor(), transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))]
+    )
     train = torchvision.datasets.CIFAR10(str(root), train=True, download=False, transform=normalise)
     test = torchvision.datasets.CIFAR10(str(root), train=False, download=False, transform=normalise)
-    return (torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=workers),
-            torch.utils.data.DataLoader(test, batch_size=1000, shuffle=False, num_workers=workers))
+    return (
+        torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=workers),
+        torch.utils.data.DataLoader(test, batch_size=1000, shuffle=False, num_workers=workers),
+    )
 
 
 def test_accuracy(net: nn.Module, loader) -> float:
@@ -82,11 +86,14 @@ def main(argv=None) -> int:
             if args.stop_at_target:
                 break
     if reached:
-        print(f"REFERENCE reached={reached[2]:.4f} epoch={reached[0]} seconds={reached[1]:.1f} "
-              f"target={args.target:.4f}")
+        print(
+            f"REFERENCE reached={reached[2]:.4f} epoch={reached[0]} seconds={reached[1]:.1f} target={args.target:.4f}"
+        )
     else:
-        print(f"REFERENCE reached=none epochs={args.epochs} seconds={time.perf_counter() - start:.1f} "
-              f"target={args.target:.4f}")
+        print(
+            f"REFERENCE reached=none epochs={args.epochs} seconds={time.perf_counter() - start:.1f} "
+            f"target={args.target:.4f}"
+        )
     print(machine_line(provenance(torch.device("cpu")), "fp32"))
     return 0
 

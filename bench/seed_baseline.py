@@ -6,6 +6,7 @@ Each seed is a full `fit` of the seed recipe (10 epochs of Adam at 1e-3 on the 4
 split) followed by one evaluation on the test set. Wall time counts training and evaluation,
 not loading the files. The seed project reported 78.46% validation accuracy at epoch 10.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cifar_utils.data import load_cifar10  # noqa: E402
-from cifar_utils.provenance import machine_line, provenance  # noqa: E402
-from cifar_utils.config import recipe_config  # noqa: E402
-from cifar_utils.inference import resolve_device  # noqa: E402
-from cifar_utils.training import fit  # noqa: E402
+from cifar_utils.core.config import recipe_config  # noqa: E402
+from cifar_utils.core.data import load_cifar10  # noqa: E402
+from cifar_utils.core.evaluation import resolve_device  # noqa: E402
+from cifar_utils.runs.provenance import machine_line, provenance  # noqa: E402
+from cifar_utils.runs.training import fit  # noqa: E402
 
 SEED_PROJECT_VAL_ACC = 0.7846
 
@@ -40,8 +41,11 @@ def main() -> int:
         result = fit(config, dataset=dataset, run_dir=run_dir, overwrite=True, progress=False, log=lambda *_: None)
         m = result.metrics
         rows.append((seed, m["val_accuracy"], m["test_accuracy"], m["seconds"], m["images_per_second"]))
-        print(f"seed {seed}: val {100 * m['val_accuracy']:.2f}%  test {100 * m['test_accuracy']:.2f}%  "
-              f"{m['seconds']:.0f} s  {m['images_per_second']:.0f} img/s", flush=True)
+        print(
+            f"seed {seed}: val {100 * m['val_accuracy']:.2f}%  test {100 * m['test_accuracy']:.2f}%  "
+            f"{m['seconds']:.0f} s  {m['images_per_second']:.0f} img/s",
+            flush=True,
+        )
 
     val = [r[1] for r in rows]
     test = [r[2] for r in rows]
@@ -49,11 +53,15 @@ def main() -> int:
     sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0  # noqa: E731
     prov = provenance(resolve_device("auto"))
     print()
-    print(f"seed recipe, n={len(rows)}: validation {100 * statistics.mean(val):.2f} ± {100 * sd(val):.2f}%  "
-          f"test {100 * statistics.mean(test):.2f} ± {100 * sd(test):.2f}%  median wall {statistics.median(secs):.0f} s "
-          f"(training + evaluation, file loading excluded)")
-    print(f"seed project's epoch-10 validation accuracy: {100 * SEED_PROJECT_VAL_ACC:.2f}% -> "
-          f"{'reached' if statistics.mean(val) >= SEED_PROJECT_VAL_ACC else 'NOT reached'}")
+    print(
+        f"seed recipe, n={len(rows)}: validation {100 * statistics.mean(val):.2f} ± {100 * sd(val):.2f}%  "
+        f"test {100 * statistics.mean(test):.2f} ± {100 * sd(test):.2f}%  median wall {statistics.median(secs):.0f} s "
+        f"(training + evaluation, file loading excluded)"
+    )
+    print(
+        f"seed project's epoch-10 validation accuracy: {100 * SEED_PROJECT_VAL_ACC:.2f}% -> "
+        f"{'reached' if statistics.mean(val) >= SEED_PROJECT_VAL_ACC else 'NOT reached'}"
+    )
     print(machine_line(prov, result.config.precision))
     return 0
 

@@ -9,6 +9,7 @@ seconds (the whole `fit` call, as bench/time_to_accuracy.py times it). The short
 the fastest candidate whose validation accuracy clears the seed's 78.46% by `--margin`; its test
 accuracy is then measured once by time_to_accuracy.py --short.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cifar_utils.config import recipe_config  # noqa: E402
-from cifar_utils.data import load_cifar10  # noqa: E402
+from cifar_utils.core.config import recipe_config  # noqa: E402
+from cifar_utils.core.data import load_cifar10  # noqa: E402
 from cifar_utils.paths import data_root  # noqa: E402
-from cifar_utils.provenance import machine_line  # noqa: E402
-from cifar_utils.training import fit  # noqa: E402
+from cifar_utils.runs.provenance import machine_line  # noqa: E402
+from cifar_utils.runs.training import fit  # noqa: E402
 
 SEED_PROJECT_ACCURACY = 0.7846
 
@@ -49,14 +50,23 @@ def main(argv=None) -> int:
     dataset = load_cifar10(data_root(args.data_root), download=False)
     rows = []
     for widths, epochs in args.candidates:
-        config = recipe_config("fast", epochs=epochs, val_size=5000, seed=args.seed, batch_size=args.batch_size,
-                               model_kwargs={"widths": widths, "head_scale": 1 / widths[-1]})
+        config = recipe_config(
+            "fast",
+            epochs=epochs,
+            val_size=5000,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            model_kwargs={"widths": widths, "head_scale": 1 / widths[-1]},
+        )
         start = time.perf_counter()
         result = fit(config, dataset=dataset, evaluate_test=False, progress=False, log=lambda *_: None)
         wall = time.perf_counter() - start
         rows.append((widths, epochs, config.batch_size, result.metrics["val_accuracy"], wall))
-        print(f"widths {','.join(map(str, widths))}, {epochs} epoch(s), batch {config.batch_size}: validation "
-              f"{100 * result.metrics['val_accuracy']:.2f}% in {wall:.1f} s", flush=True)
+        print(
+            f"widths {','.join(map(str, widths))}, {epochs} epoch(s), batch {config.batch_size}: validation "
+            f"{100 * result.metrics['val_accuracy']:.2f}% in {wall:.1f} s",
+            flush=True,
+        )
     passing = [r for r in rows if r[3] >= SEED_PROJECT_ACCURACY + args.margin]
     if passing:
         w, e, b, acc, wall = min(passing, key=lambda r: r[4])

@@ -8,6 +8,7 @@ Prints, for each share, the validation accuracy when only that share of the imag
 plain prediction first) gets the views, the images that changed prediction, and the evaluation's
 seconds; then the smallest share within --tolerance points of the full augmentation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,13 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
 
-from cifar_utils import allocator  # noqa: E402
-from cifar_utils.data import load_cifar10, split_dataset  # noqa: E402
-from cifar_utils.inference import least_confident, predict_logits, resolve_device, resolve_precision  # noqa: E402
-from cifar_utils.provenance import machine_line, provenance  # noqa: E402
-from cifar_utils.runs import load_run  # noqa: E402
+from cifar_utils.core import allocator  # noqa: E402
+from cifar_utils.core.data import load_cifar10, split_dataset  # noqa: E402
+from cifar_utils.core.evaluation import least_confident, predict_logits, resolve_device, resolve_precision  # noqa: E402
+from cifar_utils.runs.provenance import machine_line, provenance  # noqa: E402
+from cifar_utils.runs.run_files import load_run  # noqa: E402
 
 SHARES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
 
@@ -39,7 +39,9 @@ def main(argv=None) -> int:
     run = load_run(args.run_dir, device)
     config = run.config
     if config.val_size == 0:
-        raise SystemExit(f"error: {args.run_dir} was trained without a validation split; train one with --val-size 5000")
+        raise SystemExit(
+            f"error: {args.run_dir} was trained without a validation split; train one with --val-size 5000"
+        )
     split = split_dataset(load_cifar10(args.data_root, download=False), config.val_size, config.train_subset)
     images, labels = split.val_images, split.val_labels
     precision = resolve_precision(config.precision, device)
@@ -62,8 +64,10 @@ def main(argv=None) -> int:
         if chosen is None and acc >= accuracy(full) - args.tolerance / 100:
             chosen = share
     uncertain = least_confident(plain, chosen or 1.0)
-    print(f"\nsmallest share within {args.tolerance} points of full TTA on validation: {chosen} "
-          f"(confidence below {plain.softmax(1).amax(1)[uncertain].max():.3f})")
+    print(
+        f"\nsmallest share within {args.tolerance} points of full TTA on validation: {chosen} "
+        f"(confidence below {plain.softmax(1).amax(1)[uncertain].max():.3f})"
+    )
     print(machine_line(provenance(device), config.precision))
     return 0
 

@@ -2,6 +2,7 @@
 
 Every user mistake ends as one line on stderr and exit code 2; no traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,24 +11,25 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import atomic, distributed, studies
-from . import data as D
-from .config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, recipe_config
+from .analysis import ablation, experiments, search_storage
+from .analysis.search import run_worker
+from .analysis.tables import history_table
+from .core import data as D
+from .core.config import CHOICES, DEVICES, FIELDS, RECIPES, TTA_MODES, TrainConfig, recipe_config
+from .core.evaluation import evaluate, resolve_device, resolve_precision
+from .core.models import available_models
 from .errors import CifarError, ReportInterrupted, TrainingInterrupted, os_error_cause
-from .inference import evaluate, resolve_device, resolve_precision
-from .models import available_models
 from .paths import outputs_dir, runs_dir
 from .predict import predict_files, prediction_table
-from .report import parse_value, run_report
-from .runs import CURVES, default_run_name, load_run, resume_checkpoint
-from .search import run_worker
-from .tables import history_table
-from .training import fit
-
+from .report.runner import parse_value, run_report
+from .runs import atomic, distributed
+from .runs.run_files import CURVES, default_run_name, load_run, resume_checkpoint
+from .runs.training import fit
 
 
 def _checked(convert, acceptable, what: str):
     """An argparse type: `convert` the text, then refuse values that are not `acceptable`, naming `what` it must be."""
+
     def parse(text: str):
         try:
             value = convert(text)
@@ -49,15 +51,22 @@ def _json_object(text: str) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
-        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"widths\": [32, 64, 64]}}', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object like '{{\"widths\": [32, 64, 64]}}', got {text!r}"
+        ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
     return value
 
 
 # How each kind of TrainConfig field is read from the command line (see config._knob).
-_KIND_TYPES = {"positive_int": _positive_int, "positive_float": _positive_float, "non_negative_float": _non_negative_float,
-               "int": int, "json": _json_object}
+_KIND_TYPES = {
+    "positive_int": _positive_int,
+    "positive_float": _positive_float,
+    "non_negative_float": _non_negative_float,
+    "int": int,
+    "json": _json_object,
+}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,15 +83,24 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, dest=name, choices=CHOICES[name], help=help_text)
         else:
             p.add_argument(flag, dest=name, type=_KIND_TYPES[kind], help=help_text)
-    p.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else <project>/data)")
-    p.add_argument("--no-verify", dest="verify", action="store_false",
-                   help="skip the md5 check (for small synthetic datasets; arrays are still loaded safely)")
+    p.add_argument(
+        "--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else <project>/data)"
+    )
+    p.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        help="skip the md5 check (for small synthetic datasets; arrays are still loaded safely)",
+    )
     p.add_argument("--name", help="run name (default: <recipe>-<model>-seed<seed>)")
     p.add_argument("--out", type=Path, help="run folder (default: outputs/runs/<name>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in the output folder")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
-    p.add_argument("--wait", action="store_true",
-                   help="if another process is writing the run folder, wait for it to finish instead of refusing")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another process is writing the run folder, wait for it to finish instead of refusing",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -116,15 +134,33 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = None
             if overrides:
                 config = TrainConfig.from_dict({**resume_checkpoint(args.resume)["config"], **overrides})
-            result = fit(config, data_root=args.data_root, run_dir=args.resume, resume=True, wait=args.wait,
-                         progress=not args.no_progress, verify_data=args.verify)
+            result = fit(
+                config,
+                data_root=args.data_root,
+                run_dir=args.resume,
+                resume=True,
+                wait=args.wait,
+                progress=not args.no_progress,
+                verify_data=args.verify,
+            )
         else:
             config = config_from_args(args)
-            result = fit(config, data_root=args.data_root, run_dir=run_dir_from_args(args, config), wait=args.wait,
-                         overwrite=args.overwrite, progress=not args.no_progress, verify_data=args.verify)
+            result = fit(
+                config,
+                data_root=args.data_root,
+                run_dir=run_dir_from_args(args, config),
+                wait=args.wait,
+                overwrite=args.overwrite,
+                progress=not args.no_progress,
+                verify_data=args.verify,
+            )
     except TrainingInterrupted as stop:  # the message names the command that continues, in this CLI's terms
-        stop.args = (stop.describe(_resume_command(args, stop.run_dir),
-                                   f"train it again with --out {shlex.quote(str(stop.run_dir))} --overwrite"),)
+        stop.args = (
+            stop.describe(
+                _resume_command(args, stop.run_dir),
+                f"train it again with --out {shlex.quote(str(stop.run_dir))} --overwrite",
+            ),
+        )
         raise
     if not distributed.is_main():  # under torchrun rank 0 speaks for the run
         return 0
@@ -157,15 +193,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         images, labels = dataset.test_images, dataset.test_labels
     else:
         split = D.split_dataset(dataset, run.config.val_size, run.config.train_subset)
-        images, labels = (split.val_images, split.val_labels) if args.split == "val" else (split.train_images, split.train_labels)
-    result = evaluate(run.model, images, labels, device=device, precision=resolve_precision(run.config.precision, device),
-                      tta=args.tta)  # a mode name; "none" is a plain evaluation
+        images, labels = (
+            (split.val_images, split.val_labels) if args.split == "val" else (split.train_images, split.train_labels)
+        )
+    result = evaluate(
+        run.model,
+        images,
+        labels,
+        device=device,
+        precision=resolve_precision(run.config.precision, device),
+        tta=args.tta,
+    )  # a mode name; "none" is a plain evaluation
     result = {"run": str(args.run_dir), "split": args.split, "tta": args.tta, **result}
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.run_dir}: {args.split} accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f} "
-              f"on {result['n']} images{f' ({args.tta} TTA)' if args.tta != 'none' else ''}")
+        print(
+            f"{args.run_dir}: {args.split} accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f} "
+            f"on {result['n']} images{f' ({args.tta} TTA)' if args.tta != 'none' else ''}"
+        )
     return 0
 
 
@@ -185,50 +231,87 @@ def cmd_report(args: argparse.Namespace) -> int:
     params = {name: parse_value(value) for name, value in args.parameters}
     if args.epochs is not None:
         params["EPOCHS"] = args.epochs
-    run_report(args.out, params=params, smoke=args.smoke, data_root=args.data_root, download=args.download,
-               reuse=not args.retrain, experiments=not args.skip_experiments, wait=args.wait,
-               cell_timeout=args.cell_timeout)
+    run_report(
+        args.out,
+        params=params,
+        smoke=args.smoke,
+        data_root=args.data_root,
+        download=args.download,
+        reuse=not args.retrain,
+        experiments=not args.skip_experiments,
+        wait=args.wait,
+        cell_timeout=args.cell_timeout,
+    )
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     try:
-        done = run_worker(args.study, args.storage, trials=args.trials, data_root=args.data_root,
-                          verify_data=args.verify, seed=args.seed, heartbeat_interval=args.heartbeat,
-                          grace_period=args.grace, retries=args.retries)
+        done = run_worker(
+            args.study,
+            args.storage,
+            trials=args.trials,
+            data_root=args.data_root,
+            verify_data=args.verify,
+            seed=args.seed,
+            heartbeat_interval=args.heartbeat,
+            grace_period=args.grace,
+            retries=args.retries,
+        )
     except TrainingInterrupted as stop:  # Optuna has marked the trial failed; the message says so in this CLI's terms
-        stop.args = ("worker interrupted (Ctrl-C); its trial is marked failed in the study; run the worker again "
-                     "to go on",)
+        stop.args = (
+            "worker interrupted (Ctrl-C); its trial is marked failed in the study; run the worker again to go on",
+        )
         raise
-    print(f"worker finished {len(done)} trial{'s' if len(done) != 1 else ''} of study {args.study!r} in "
-          f"{studies.describe(args.storage)}" + (f": {', '.join(map(str, done))}" if done else ""))
+    print(
+        f"worker finished {len(done)} trial{'s' if len(done) != 1 else ''} of study {args.study!r} in "
+        f"{search_storage.describe(args.storage)}" + (f": {', '.join(map(str, done))}" if done else "")
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m cifar_utils", description="Train, evaluate and explain CIFAR-10 classifiers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m cifar_utils", description="Train, evaluate and explain CIFAR-10 classifiers."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train a model and save the run", description="Train a model; writes outputs/runs/<name>/.")
+    train = sub.add_parser(
+        "train", help="train a model and save the run", description="Train a model; writes outputs/runs/<name>/."
+    )
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("evaluate", help="evaluate a saved run on a split", description="Evaluate a saved run on a split.")
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a saved run on a split", description="Evaluate a saved run on a split."
+    )
     ev.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     ev.add_argument("--split", choices=("test", "val", "train"), default="test")
     ev.add_argument("--data-root")
     ev.add_argument("--no-verify", dest="verify", action="store_false", help="skip the md5 check (synthetic data)")
     ev.add_argument("--device", default="auto", choices=DEVICES)
-    ev.add_argument("--tta", action="store_const", const="mirror", default="none",
-                    help="average the logits of each image and its mirror")
-    ev.add_argument("--tta-mode", dest="tta", choices=TTA_MODES,
-                    help="test-time augmentation by name; mirror+translate also uses 1-pixel shifts")
+    ev.add_argument(
+        "--tta",
+        action="store_const",
+        const="mirror",
+        default="none",
+        help="average the logits of each image and its mirror",
+    )
+    ev.add_argument(
+        "--tta-mode",
+        dest="tta",
+        choices=TTA_MODES,
+        help="test-time augmentation by name; mirror+translate also uses 1-pixel shifts",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
     ev.set_defaults(func=cmd_evaluate)
 
-    pr = sub.add_parser("predict", help="classify your own images with a saved run",
-                        description="Classify PNG/JPEG images (any size or mode; converted to RGB, resized to 32x32) "
-                                    "with a saved run and print the top classes. Exit code 1 if any image failed.")
+    pr = sub.add_parser(
+        "predict",
+        help="classify your own images with a saved run",
+        description="Classify PNG/JPEG images (any size or mode; converted to RGB, resized to 32x32) "
+        "with a saved run and print the top classes. Exit code 1 if any image failed.",
+    )
     pr.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     pr.add_argument("images", nargs="+", metavar="IMAGE")
     pr.add_argument("--top", type=_positive_int, default=3, help="how many classes to show (default 3)")
@@ -236,60 +319,122 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.set_defaults(func=cmd_predict)
 
-    rep = sub.add_parser("report", help="execute the notebooks with papermill; write HTML, figures and results.md",
-                         description="Execute notebooks/01..05 in order with papermill and write, under --out: the executed "
-                                     "notebooks (notebooks/), their HTML (reports/), every figure (figures/), output.png, "
-                                     "results.md and the trained run (runs/<name>/), and keep the experiments' runs in "
-                                     "experiments/runs/ and experiments/studies.journal. Nothing else is replaced unless all succeed.")
+    rep = sub.add_parser(
+        "report",
+        help="execute the notebooks with papermill; write HTML, figures and results.md",
+        description="Execute notebooks/01..05 in order with papermill and write, under --out: the executed "
+        "notebooks (notebooks/), their HTML (reports/), every figure (figures/), output.png, "
+        "results.md and the trained run (runs/<name>/), and keep the experiments' runs in "
+        "experiments/runs/ and experiments/search_storage.journal. Nothing else is replaced unless all succeed.",
+    )
     rep.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default: outputs)")
-    rep.add_argument("--smoke", action="store_true",
-                     help="seconds, not minutes: 1000 training images, one epoch, part of the test set; never downloads")
+    rep.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds, not minutes: 1000 training images, one epoch, part of the test set; never downloads",
+    )
     rep.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
-    rep.add_argument("-p", "--parameter", nargs=2, action="append", default=[], dest="parameters", metavar=("NAME", "VALUE"),
-                     help="a notebook parameter, as papermill's -p (e.g. -p EPOCHS 5 -p LR 0.002 -p RUNS \"['a', 'b']\"); repeatable")
+    rep.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        dest="parameters",
+        metavar=("NAME", "VALUE"),
+        help="a notebook parameter, as papermill's -p (e.g. -p EPOCHS 5 -p LR 0.002 -p RUNS \"['a', 'b']\"); repeatable",
+    )
     rep.add_argument("--epochs", type=_positive_int, help="shortcut for -p EPOCHS N")
-    rep.add_argument("--no-download", dest="download", action="store_false", default=None,
-                     help="fail instead of downloading a missing dataset")
-    rep.add_argument("--retrain", "--rerun", action="store_true",
-                     help="train again even when outputs/runs/ (or, for notebooks 04, 05 and 07, experiments/runs/) holds a "
-                          "finished run of the same configuration: the seed baseline, the committed fast model and every "
-                          "experiment")
-    rep.add_argument("--skip-experiments", action="store_true",
-                     help="run notebooks 01-03 only: the ablation (04), the search (05) and the architectures (07) train "
-                          "dozens of runs, many hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "
-                          "on 65 corrupted copies of the test set")
-    rep.add_argument("--wait", action="store_true",
-                     help="if another report is writing the output folder, wait for it to finish instead of refusing")
-    rep.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
-                     help="stop the report when one notebook cell runs longer than this (default: no limit)")
+    rep.add_argument(
+        "--no-download",
+        dest="download",
+        action="store_false",
+        default=None,
+        help="fail instead of downloading a missing dataset",
+    )
+    rep.add_argument(
+        "--retrain",
+        "--rerun",
+        action="store_true",
+        help="train again even when outputs/runs/ (or, for notebooks 04, 05 and 07, experiments/runs/) holds a "
+        "finished run of the same configuration: the seed baseline, the committed fast model and every "
+        "experiment",
+    )
+    rep.add_argument(
+        "--skip-experiments",
+        action="store_true",
+        help="run notebooks 01-03 only: the ablation (04), the search (05) and the architectures (07) train "
+        "dozens of runs, many hours on a 2-core CPU, and the robustness notebook (06) evaluates every run "
+        "on 65 corrupted copies of the test set",
+    )
+    rep.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another report is writing the output folder, wait for it to finish instead of refusing",
+    )
+    rep.add_argument(
+        "--cell-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop the report when one notebook cell runs longer than this (default: no limit)",
+    )
     rep.set_defaults(func=cmd_report)
 
-    wk = sub.add_parser("worker", help="run trials of a hyperparameter search (an Optuna study)",
-                        description="Run trials of a search that notebook 05 (cifar_utils.search.create_search) created, "
-                                    "from any machine that has the data and reaches the storage; several workers may "
-                                    "run at once. Trials are scored on the validation split only. A trial whose worker "
-                                    "dies is marked failed and queued once more by the next worker.")
+    wk = sub.add_parser(
+        "worker",
+        help="run trials of a hyperparameter search (an Optuna study)",
+        description="Run trials of a search that notebook 05 (cifar_utils.analysis.search.create_search) created, "
+        "from any machine that has the data and reaches the storage; several workers may "
+        "run at once. Trials are scored on the validation split only. A trial whose worker "
+        "dies is marked failed and queued once more by the next worker.",
+    )
     wk.add_argument("--study", required=True, metavar="NAME", help="the study's name")
-    wk.add_argument("--storage", metavar="URL",
-                    help="a database URL (postgresql://user@host:port/db, sqlite:///file.db) or a journal file path "
-                         "(default: outputs/search/studies.journal)")
-    wk.add_argument("--trials", type=_positive_int, metavar="N",
-                    help="run at most N trials here (default: until the study holds the trials it wants)")
+    wk.add_argument(
+        "--storage",
+        metavar="URL",
+        help="a database URL (postgresql://user@host:port/db, sqlite:///file.db) or a journal file path "
+        "(default: outputs/search/search_storage.journal)",
+    )
+    wk.add_argument(
+        "--trials",
+        type=_positive_int,
+        metavar="N",
+        help="run at most N trials here (default: until the study holds the trials it wants)",
+    )
     wk.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
     wk.add_argument("--no-verify", dest="verify", action="store_false", help="skip the md5 check (synthetic data)")
-    wk.add_argument("--seed", type=int, help="seed of this worker's sampler (default: random; give each worker its own)")
-    wk.add_argument("--heartbeat", type=_positive_int, default=studies.HEARTBEAT_INTERVAL, metavar="SECONDS",
-                    help=f"databases: seconds between a running trial's heartbeats (default {studies.HEARTBEAT_INTERVAL})")
-    wk.add_argument("--grace", type=_positive_int, default=studies.GRACE_PERIOD, metavar="SECONDS",
-                    help=f"databases: a trial without a heartbeat this long counts as dead (default {studies.GRACE_PERIOD})")
-    wk.add_argument("--retries", type=_checked(int, lambda v: v >= 0, "a whole number >= 0"), default=1,
-                    help="how many times a dead worker's trial is queued again (default 1)")
+    wk.add_argument(
+        "--seed", type=int, help="seed of this worker's sampler (default: random; give each worker its own)"
+    )
+    wk.add_argument(
+        "--heartbeat",
+        type=_positive_int,
+        default=search_storage.HEARTBEAT_INTERVAL,
+        metavar="SECONDS",
+        help=f"databases: seconds between a running trial's heartbeats (default {search_storage.HEARTBEAT_INTERVAL})",
+    )
+    wk.add_argument(
+        "--grace",
+        type=_positive_int,
+        default=search_storage.GRACE_PERIOD,
+        metavar="SECONDS",
+        help=f"databases: a trial without a heartbeat this long counts as dead (default {search_storage.GRACE_PERIOD})",
+    )
+    wk.add_argument(
+        "--retries",
+        type=_checked(int, lambda v: v >= 0, "a whole number >= 0"),
+        default=1,
+        help="how many times a dead worker's trial is queued again (default 1)",
+    )
     wk.set_defaults(func=cmd_worker)
 
-    ab = sub.add_parser("ablation", help="train a follow-up round of notebook 04's ablation into the committed records",
-                        description="Train the runs of one follow-up round of the ablation (cifar_utils.ablation."
-                                    "round_configs) into the experiments' store, headless; notebook 04 then reads them. "
-                                    "Finished runs are reused; nothing else is replaced.")
+    ab = sub.add_parser(
+        "ablation",
+        help="train a follow-up round of notebook 04's ablation into the committed records",
+        description="Train the runs of one follow-up round of the ablation (cifar_utils.analysis.ablation."
+        "round_configs) into the experiments' store, headless; notebook 04 then reads them. "
+        "Finished runs are reused; nothing else is replaced.",
+    )
     ab.add_argument("round", choices=["confirm", "sgd-sweep", "sgd-tuned", "long"])
     ab.add_argument("--store", metavar="DIR", help="the run records' folder (default: outputs/experiments/runs)")
     ab.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
@@ -298,8 +443,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_ablation(args) -> int:
-    from . import ablation, experiments  # the analysis layer, only for this command
-
     store = Path(args.store) if args.store else experiments.runs_store(outputs_dir())
     data = D.load_cifar10(D.data_root(args.data_root), download=False, verify=False)
     budget = experiments.budget()
@@ -325,8 +468,10 @@ def main(argv: list[str] | None = None, curves_copy: Path | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
         return 130 if isinstance(exc, (TrainingInterrupted, ReportInterrupted)) else 2
     except OSError as exc:  # a file problem that no module turned into its own message first
-        print(f"error: {exc.filename or 'a file'}: {os_error_cause(exc)}; check the path, its permissions and its disk",
-              file=sys.stderr)
+        print(
+            f"error: {exc.filename or 'a file'}: {os_error_cause(exc)}; check the path, its permissions and its disk",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:  # outside the epochs (loading data, the final evaluation): nothing half-written
         if distributed.is_main():

@@ -3,6 +3,7 @@
 The CLI turns a `CifarError` into a one-line message and a non-zero exit code, so every
 message raised with it must say what is wrong and what to do about it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -33,8 +34,12 @@ class TrainingInterrupted(CifarError):
 
     def __init__(self, run_dir, epoch: int, epochs: int, saved_epoch: int):
         self.run_dir, self.epoch, self.epochs, self.saved_epoch = run_dir, epoch, epochs, saved_epoch
-        super().__init__(self.describe(f"fit(config, run_dir={str(run_dir)!r}, resume=True)",
-                                       f"fit(config, run_dir={str(run_dir)!r}, overwrite=True)"))
+        super().__init__(
+            self.describe(
+                f"fit(config, run_dir={str(run_dir)!r}, resume=True)",
+                f"fit(config, run_dir={str(run_dir)!r}, overwrite=True)",
+            )
+        )
 
     def describe(self, resume_how: str, restart_how: str) -> str:
         """The message, naming `resume_how` (a call or a command) or, before the first checkpoint, `restart_how`."""
@@ -43,8 +48,10 @@ class TrainingInterrupted(CifarError):
             return f"training interrupted {where}; nothing was saved (no run folder was given)"
         if not self.saved_epoch:
             return f"training interrupted {where}, before its first checkpoint, so there is nothing to resume: {restart_how}"
-        return (f"training interrupted {where}; the checkpoint after epoch {self.saved_epoch} is in {self.run_dir}; "
-                f"continue with: {resume_how}")
+        return (
+            f"training interrupted {where}; the checkpoint after epoch {self.saved_epoch} is in {self.run_dir}; "
+            f"continue with: {resume_how}"
+        )
 
 
 class ReportInterrupted(CifarError):
@@ -65,14 +72,21 @@ _DISK_CAUSES = {
     errno.EDQUOT: ("the disk quota is used up", "free some space or choose another --out"),
     errno.EROFS: ("the file system is read-only", "choose another --out on a writable disk"),
     errno.EACCES: ("permission denied", "choose another --out you can write to, or change the folder's permissions"),
-    errno.EPERM: ("operation not permitted", "choose another --out you can write to, or change the folder's permissions"),
+    errno.EPERM: (
+        "operation not permitted",
+        "choose another --out you can write to, or change the folder's permissions",
+    ),
 }
 
 
 def os_error_cause(exc: OSError) -> str:
     """What an OSError means in a few words, with its errno name: 'no space left on the device (ENOSPC)'."""
     code = errno.errorcode.get(exc.errno or 0)
-    cause = _DISK_CAUSES[exc.errno][0] if exc.errno in _DISK_CAUSES else (exc.strerror or str(exc) or type(exc).__name__).lower()
+    cause = (
+        _DISK_CAUSES[exc.errno][0]
+        if exc.errno in _DISK_CAUSES
+        else (exc.strerror or str(exc) or type(exc).__name__).lower()
+    )
     return f"{cause} ({code})" if code else cause
 
 

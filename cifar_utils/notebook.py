@@ -1,59 +1,39 @@
-"""What the notebooks need besides analysis: their settings (smoke mode, folders, the training config
-from their parameters). Committed notebooks are kept clean by nbstripout and paired with a py:percent
+"""What the notebooks need besides analysis: where they write and read, what to say about a run, and the
+config vocabulary's notebook names (smoke mode, the training config from their parameters: core.config). Committed notebooks are kept clean by nbstripout and paired with a py:percent
 text file by jupytext, both run by pre-commit (.pre-commit-config.yaml).
 
 A notebook's parameters cell names every training knob as a capitalised `TrainConfig` field
 (`LR` for `lr`); `train_overrides` collects the ones given.
 """
+
 from __future__ import annotations
 
 import dataclasses
-import os
+import json
+import sys
 from pathlib import Path
 
-from . import paths, runs
-from .config import FIELDS, TrainConfig, parameter_name, recipe_config
-
-SMOKE_ENV = "CIFAR_SMOKE"  # "1": notebooks default to smoke mode (tests set it); else $CI decides
-# Smoke mode: enough to execute every cell in seconds, not to learn anything.
-SMOKE_TRAIN = {"epochs": 1, "train_subset": 1000}
-SMOKE_TEST_IMAGES = 1000
-
-
-def _truthy(text: str | None) -> bool:
-    return (text or "").strip().lower() not in ("", "0", "false", "no", "off")
-
-
-def smoke_default() -> bool:
-    """Smoke mode unless told otherwise: $CIFAR_SMOKE if set, else whether $CI is set (as in CI services)."""
-    if os.environ.get(SMOKE_ENV) is not None:
-        return _truthy(os.environ[SMOKE_ENV])
-    return _truthy(os.environ.get("CI"))
-
-
-def train_parameters() -> dict[str, str]:
-    """{notebook parameter: TrainConfig field} for every training knob (LR -> lr)."""
-    return {parameter_name(name): name for name in FIELDS}
-
-
-def train_overrides(namespace: dict) -> dict:
-    """The training knobs a notebook's parameters set: {field: value} for each capitalised field name
-    in `namespace` (a notebook passes globals()) whose value is not None."""
-    return {name: namespace[param] for param, name in train_parameters().items()
-            if namespace.get(param) is not None}
-
-
-def training_config(recipe: str = "seed", smoke: bool = False, **overrides) -> TrainConfig:
-    """The recipe's TrainConfig with the given overrides (None: keep the recipe's); smoke shrinks it."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return recipe_config(recipe, **{**(SMOKE_TRAIN if smoke else {}), **given})
+from . import paths
+from .core.config import (  # noqa: F401 (the notebooks' names for the config vocabulary)
+    SMOKE_ENV,
+    SMOKE_TEST_IMAGES,
+    SMOKE_TRAIN,
+    recipe_config,
+    smoke_default,
+    train_overrides,
+    train_parameters,
+    training_config,
+)
+from .runs import run_files
 
 
 def smoke_dataset(dataset):
     """The dataset with its test set cut to its first SMOKE_TEST_IMAGES images: smoke runs evaluate in seconds."""
-    return dataclasses.replace(dataset, test_images=dataset.test_images[:SMOKE_TEST_IMAGES],
-                               test_labels=dataset.test_labels[:SMOKE_TEST_IMAGES])
-
+    return dataclasses.replace(
+        dataset,
+        test_images=dataset.test_images[:SMOKE_TEST_IMAGES],
+        test_labels=dataset.test_labels[:SMOKE_TEST_IMAGES],
+    )
 
 
 def run_story(record) -> str:
@@ -64,20 +44,33 @@ def run_story(record) -> str:
     prov = m.get("provenance") or {}
     folder = f"`{record.run_dir}`" if record.run_dir else "memory (no run folder)"
     epochs, config = len(record.history), record.config
-    where = (f"on {prov.get('device_name', 'an unrecorded device')} at {config.precision}, commit "
-             f"{prov.get('git_commit', 'unknown')}")
-    timing = (f"{m['seconds']:.0f} s for training and evaluation ({m.get('images_per_second', 0):.0f} training "
-              f"images/s)" if m.get("seconds") is not None else "no recorded time")
+    where = (
+        f"on {prov.get('device_name', 'an unrecorded device')} at {config.precision}, commit "
+        f"{prov.get('git_commit', 'unknown')}"
+    )
+    timing = (
+        f"{m['seconds']:.0f} s for training and evaluation ({m.get('images_per_second', 0):.0f} training images/s)"
+        if m.get("seconds") is not None
+        else "no recorded time"
+    )
     if record.reused:
         cpu = prov.get("cpu") or prov.get("device_name", "an unrecorded device")
-        took = f"trained in {m['seconds']:.0f} s on {cpu} (recorded)" if m.get("seconds") is not None else "no recorded time"
-        return (f"**Reused, not trained:** {folder} already held this configuration finished ({epochs} epochs), "
-                f"{took}, {prov.get('date', 'at an unrecorded date')} at {config.precision}, commit "
-                f"{prov.get('git_commit', 'unknown')}. Set `REUSE = False` to train it again.")
+        took = (
+            f"trained in {m['seconds']:.0f} s on {cpu} (recorded)"
+            if m.get("seconds") is not None
+            else "no recorded time"
+        )
+        return (
+            f"**Reused, not trained:** {folder} already held this configuration finished ({epochs} epochs), "
+            f"{took}, {prov.get('date', 'at an unrecorded date')} at {config.precision}, commit "
+            f"{prov.get('git_commit', 'unknown')}. Set `REUSE = False` to train it again."
+        )
     if record.resumed_after is not None:
-        return (f"**Resumed:** {folder} held an interrupted run with {record.resumed_after} of {config.epochs} epochs "
-                f"finished; epochs {record.resumed_after + 1}–{config.epochs} were trained now {where}. The time covers "
-                f"this session only: {timing}.")
+        return (
+            f"**Resumed:** {folder} held an interrupted run with {record.resumed_after} of {config.epochs} epochs "
+            f"finished; epochs {record.resumed_after + 1}–{config.epochs} were trained now {where}. The time covers "
+            f"this session only: {timing}."
+        )
     return f"**Trained now:** {epochs} epochs {where}, {timing}; saved in {folder}."
 
 
@@ -95,24 +88,30 @@ def where_this_writes(out) -> str:
     if out.resolve() == paths.committed_outputs_dir().resolve():
         return f"Writing to {out} (the committed report's folder, as you asked)."
     if out.resolve() == (paths.project_dir() / paths.SCRATCH).resolve():
-        return (f"Writing to {paths.SCRATCH}/ (git-ignored): running a notebook by hand never changes a committed "
-                f"file. The committed runs and records in outputs/ are read, and reused where they match.")
+        return (
+            f"Writing to {paths.SCRATCH}/ (git-ignored): running a notebook by hand never changes a committed "
+            f"file. The committed runs and records in outputs/ are read, and reused where they match."
+        )
     return ""  # the report's own staging folder: nothing for a reader to act on
 
 
 def run_heading(run_dir) -> str:
     """What a run is, before its numbers: its epochs and training images, and a warning when it is a short run
     or trained on a subset, so an analysis never passes off a quick run as the baseline."""
-    config = runs.read_json(Path(run_dir) / runs.CONFIG)
-    metrics_file = Path(run_dir) / runs.METRICS
-    metrics = runs.read_json(metrics_file) if metrics_file.is_file() else {}
+    config = run_files.read_json(Path(run_dir) / run_files.CONFIG)
+    metrics_file = Path(run_dir) / run_files.METRICS
+    metrics = run_files.read_json(metrics_file) if metrics_file.is_file() else {}
     images = metrics.get("train_images") or config.get("train_subset") or "all"
     images = f"{images:,}" if isinstance(images, int) else images
-    line = f"{config.get('epochs')} epochs on {images} training images ({config.get('model')}, {config.get('optimizer')})."
+    line = (
+        f"{config.get('epochs')} epochs on {images} training images ({config.get('model')}, {config.get('optimizer')})."
+    )
     base = recipe_config("fast" if config.get("model") == "fast" else "seed")
     short = config.get("epochs", 0) < base.epochs
     if short or config.get("train_subset"):
-        what = " and ".join(w for w, on in (("a short run", short), ("a training subset", config.get("train_subset"))) if on)
+        what = " and ".join(
+            w for w, on in (("a short run", short), ("a training subset", config.get("train_subset"))) if on
+        )
         line += f" **Caution:** {what}; its numbers say little about the recipe's {base.epochs}-epoch result."
     return line
 
@@ -120,9 +119,6 @@ def run_heading(run_dir) -> str:
 def quiet_kernel(prefix: str | None = None) -> Path:
     """Lower the log level of this environment's python3 kernel to errors (`make setup` calls it), so papermill run
     by hand prints no "Kernel is running over TCP without encryption" warning. Returns the kernel.json changed."""
-    import json
-    import sys
-
     spec = Path(prefix or sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
     kernel = json.loads(spec.read_text())
     if QUIET_KERNEL_ARGUMENT not in kernel["argv"]:
@@ -134,8 +130,6 @@ def quiet_kernel(prefix: str | None = None) -> Path:
 QUIET_KERNEL_ARGUMENT = "--IPKernelApp.log_level=ERROR"
 
 if __name__ == "__main__":  # python -m cifar_utils.notebook quiet-kernel
-    import sys
-
     if sys.argv[1:] != ["quiet-kernel"]:
         sys.exit("usage: python -m cifar_utils.notebook quiet-kernel")
     print(f"kernel start-up warnings off in {quiet_kernel()}")

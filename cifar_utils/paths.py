@@ -4,6 +4,7 @@ A relative default is taken from the project checkout when this library lives in
 notebooks/), so the CLI run from the project root and a notebook run from notebooks/ agree;
 an installed copy outside a checkout falls back on the working folder.
 """
+
 from __future__ import annotations
 
 import os

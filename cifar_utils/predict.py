@@ -16,6 +16,7 @@ Every image becomes what the network was trained on, a uint8 (3, 32, 32) tensor:
 
 A file that cannot be read gives an error for that file alone; the others are still classified.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -24,13 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .data import CLASSES
+from .core.data import CLASSES
+from .core.evaluation import predict_logits, resolve_device, resolve_precision
 from .errors import CifarError
-from .inference import predict_logits, resolve_device, resolve_precision
-from .runs import load_run
+from .runs.run_files import load_run
 
 SIZE = 32
 TOP_K = 3
@@ -58,9 +58,11 @@ def _check_size(img, path: Path, max_pixels: int) -> None:
     """Refuse a picture over the pixel budget from its header, before any pixel is decoded."""
     width, height = img.size
     if width * height > max_pixels:
-        raise ImageError(f"{path}: {width}x{height} pixels ({width * height / 1e6:.3g} megapixels) is over the "
-                         f"limit of {max_pixels / 1e6:.3g} megapixels, refused before decoding it; "
-                         f"shrink the picture first (any size down to 32x32 will do)")
+        raise ImageError(
+            f"{path}: {width}x{height} pixels ({width * height / 1e6:.3g} megapixels) is over the "
+            f"limit of {max_pixels / 1e6:.3g} megapixels, refused before decoding it; "
+            f"shrink the picture first (any size down to 32x32 will do)"
+        )
 
 
 def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
@@ -86,8 +88,10 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read (expected PNG or JPEG)") from None
     except Image.DecompressionBombError as exc:  # over twice Pillow's limit: Pillow refuses it in open()
-        raise ImageError(f"{path}: too large to open safely, refused before decoding it ({exc}); "
-                         f"shrink the picture first (any size down to 32x32 will do)") from None
+        raise ImageError(
+            f"{path}: too large to open safely, refused before decoding it ({exc}); "
+            f"shrink the picture first (any size down to 32x32 will do)"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL reports damage in all of these
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ImageError(f"{path}: the image is damaged or truncated ({detail[:200]})") from None
@@ -108,7 +112,9 @@ class Prediction:
         return {"image": self.image, "top": [{"class": c, "probability": p} for c, p in self.top]}
 
 
-def top_classes(model: torch.nn.Module, images: torch.Tensor, k: int = TOP_K, **predict_kwargs) -> list[list[tuple[str, float]]]:
+def top_classes(
+    model: torch.nn.Module, images: torch.Tensor, k: int = TOP_K, **predict_kwargs
+) -> list[list[tuple[str, float]]]:
     """Softmax probabilities of uint8 images (N, 3, 32, 32); the `k` most likely classes of each."""
     if len(images) == 0:
         return []
@@ -117,7 +123,9 @@ def top_classes(model: torch.nn.Module, images: torch.Tensor, k: int = TOP_K, **
     return [[(CLASSES[i], float(p)) for p, i in zip(vs.tolist(), ix.tolist())] for vs, ix in zip(values, indices)]
 
 
-def predict_files(run_dir: str | Path, paths: list[str | Path], k: int = TOP_K, device: str = "auto") -> list[Prediction]:
+def predict_files(
+    run_dir: str | Path, paths: list[str | Path], k: int = TOP_K, device: str = "auto"
+) -> list[Prediction]:
     """Classify image files with the model of `run_dir`; one Prediction per path, in order.
 
     A bad run folder raises CifarError; a bad image only marks its own Prediction.

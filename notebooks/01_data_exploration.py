@@ -26,14 +26,14 @@
 
 # %%
 # %matplotlib inline
-from IPython.display import display
 
-from cifar_utils import data as D
-from cifar_utils import metrics as M
 from cifar_utils import notebook as NB
-from cifar_utils import paths, plots
-from cifar_utils import tables as T
-from cifar_utils.atomic import save_figure
+from cifar_utils import paths
+from cifar_utils.analysis import tables as T
+from cifar_utils.core import data as D
+from cifar_utils.core import metrics as M
+from cifar_utils.core import plots
+from cifar_utils.runs.atomic import save_figure
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # smoke mode: never download, fewer sample images (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -65,7 +65,7 @@ print(T.counts_table(counts, classes).to_string())
 
 # %%
 fig = plots.plot_class_balance(counts, classes)
-save_figure(fig, figures / "01_class_balance.png");
+save_figure(fig, figures / "01_class_balance.png")
 
 # %% [markdown]
 # ## Sample images
@@ -76,14 +76,14 @@ save_figure(fig, figures / "01_class_balance.png");
 # %%
 fig = plots.plot_class_samples(split.train_images, split.train_labels, classes,
                                per_class=min(SAMPLES_PER_CLASS, 6) if SMOKE else SAMPLES_PER_CLASS)
-save_figure(fig, figures / "01_class_samples.png");
+save_figure(fig, figures / "01_class_samples.png")
 
 # %% [markdown]
 # ## Normalisation constants
 #
 # The model subtracts the per-channel mean of the training split and divides by its standard
 # deviation (on the 0-255 scale); the constants travel inside every checkpoint. They are computed
-# here from the pixel-value counts, which gives the same numbers as `cifar_utils.data.channel_stats`
+# here from the pixel-value counts, which gives the same numbers as `cifar_utils.core.data.channel_stats`
 # (what training uses) without a float copy of every pixel. Checked by the notebook tests.
 
 # %%
@@ -99,7 +99,7 @@ print(T.constants_table(mean, std).to_string())
 
 # %%
 fig = plots.plot_channel_histograms(hist, mean, std)
-save_figure(fig, figures / "01_channel_histograms.png");
+save_figure(fig, figures / "01_channel_histograms.png")
 
 # %% [markdown]
 # ## Mean image of each class
@@ -111,5 +111,5 @@ save_figure(fig, figures / "01_channel_histograms.png");
 # %%
 means = M.class_mean_images(split.train_images, split.train_labels, len(classes))
 fig = plots.plot_mean_images(means, classes)
-save_figure(fig, figures / "01_mean_images.png");
+save_figure(fig, figures / "01_mean_images.png")
 print(f"figures saved in {figures}")

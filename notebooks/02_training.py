@@ -30,23 +30,23 @@
 
 # %%
 # %matplotlib inline
-from pathlib import Path
 
 import pandas as pd
 from IPython.display import Markdown, display
 
 from cifar_utils import notebook as NB
-from cifar_utils import paths, runs
-from cifar_utils import tables as T
-from cifar_utils.atomic import save_figure
-from cifar_utils.data import load_cifar10
-from cifar_utils.plots import plot_curves
-from cifar_utils.training import fit_or_reuse
+from cifar_utils import paths
+from cifar_utils.analysis import tables as T
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.core.plots import plot_curves
+from cifar_utils.runs import run_files
+from cifar_utils.runs.atomic import save_figure
+from cifar_utils.runs.training import fit_or_reuse
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # one epoch on 1000 images, no test pass (on when $CIFAR_SMOKE is 1, or $CI is set)
-RECIPE = "seed"  # starting configuration: "seed" or "fast" (cifar_utils.config.RECIPES)
-# Every training knob (cifar_utils.config.TrainConfig); None keeps the recipe's value.
+RECIPE = "seed"  # starting configuration: "seed" or "fast" (cifar_utils.core.config.RECIPES)
+# Every training knob (cifar_utils.core.config.TrainConfig); None keeps the recipe's value.
 MODEL = None  # network architecture
 MODEL_KWARGS = None  # the network's own options as JSON, e.g. '{"widths": [32, 64, 64]}'
 OPTIMIZER = None  # optimizer
@@ -90,7 +90,7 @@ RESUME = False  # continue an interrupted run in RUN_NAME from its last finished
 # %%
 config = NB.training_config(RECIPE, SMOKE, **NB.train_overrides(globals()))
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
-run_name = RUN_NAME or runs.default_run_name(RECIPE, config, SMOKE)
+run_name = RUN_NAME or run_files.default_run_name(RECIPE, config, SMOKE)
 search = NB.runs_search_path(RUNS_DIR, out)  # where the run is written, then the committed runs (read only)
 run_dir = search[0] / run_name
 print(NB.where_this_writes(out))
@@ -125,7 +125,7 @@ T.history_frame(result.history)
 # %%
 fig = plot_curves(result.history, title=f"{run_name}: {config.model}, {config.optimizer} lr {config.lr:g}")
 save_figure(fig, out / "figures" / "02_training_curves.png")
-save_figure(fig, out / paths.OUTPUT_PNG);  # the seed's file name for this plot
+save_figure(fig, out / paths.OUTPUT_PNG)  # the seed's file name for this plot
 
 # %% [markdown]
 # ## Summary

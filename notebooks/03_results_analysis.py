@@ -33,14 +33,16 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cifar_utils import findings as F
-from cifar_utils import metrics as M
 from cifar_utils import notebook as NB
-from cifar_utils import paths, plots, runs
-from cifar_utils import tables as T
-from cifar_utils.atomic import save_figure
-from cifar_utils.data import load_cifar10
-from cifar_utils.inference import dtype_precision, predict_logits, replay_precision, resolve_device
+from cifar_utils import paths
+from cifar_utils.analysis import findings as F
+from cifar_utils.analysis import tables as T
+from cifar_utils.core import metrics as M
+from cifar_utils.core import plots
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.core.evaluation import dtype_precision, predict_logits, replay_precision, resolve_device
+from cifar_utils.runs import run_files
+from cifar_utils.runs.atomic import save_figure
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # evaluate on the first 1000 test images only (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -61,7 +63,7 @@ COMPARE_LIMIT = 40  # the most runs in the comparison table, newest first
 # %%
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
 figures = out / "figures"
-run_dirs = runs.select_runs(RUNS, NB.runs_search_path(RUNS_DIR, out))
+run_dirs = run_files.select_runs(RUNS, NB.runs_search_path(RUNS_DIR, out))
 print(NB.where_this_writes(out))
 print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}")
 
@@ -72,7 +74,7 @@ print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}")
 
 # %%
 for run_dir in run_dirs:
-    history = runs.read_history(run_dir / runs.HISTORY)
+    history = run_files.read_history(run_dir / run_files.HISTORY)
     display(Markdown(f"### {run_dir.name}\n\n{NB.run_heading(run_dir)}"), T.history_frame(history))
     fig = plots.plot_curves(history, title=run_dir.name)
     save_figure(fig, figures / f"03_curves_{run_dir.name}.png")
@@ -84,7 +86,7 @@ for run_dir in run_dirs:
 
 # %%
 device = resolve_device(DEVICE)
-run = runs.load_run(run_dirs[0], device)
+run = run_files.load_run(run_dirs[0], device)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 classes = data.classes
 n_test = TEST_IMAGES or (NB.SMOKE_TEST_IMAGES if SMOKE else len(data.test_images))
@@ -108,7 +110,7 @@ pd.Series({"run": run.run_dir.name, "test images": summary["test_images"],
 # %%
 confusion = M.confusion_matrix(labels, preds, len(classes))
 fig = plots.plot_confusion(confusion, classes, title=f"Confusion matrix: {run.run_dir.name}")
-save_figure(fig, figures / "03_confusion_matrix.png");
+save_figure(fig, figures / "03_confusion_matrix.png")
 
 # %% [markdown]
 # ### Precision, recall and F1 per class
@@ -133,7 +135,7 @@ T.confused_pairs_table(M.most_confused(confusion, k=10), classes)
 # %%
 wrong = M.top_mistakes(logits, labels, GALLERY_SIZE)
 fig = plots.plot_misclassified(images[wrong], labels[wrong], preds[wrong], confidence[wrong], classes)
-save_figure(fig, figures / "03_misclassified.png");
+save_figure(fig, figures / "03_misclassified.png")
 
 # %% [markdown]
 # ### Calibration
@@ -145,7 +147,7 @@ save_figure(fig, figures / "03_misclassified.png");
 # %%
 bins = M.calibration_bins(logits, labels, CALIBRATION_BINS)
 fig = plots.plot_reliability(bins, M.expected_calibration_error(bins))
-save_figure(fig, figures / "03_reliability.png");
+save_figure(fig, figures / "03_reliability.png")
 
 # %% [markdown]
 # ### What this run's test predictions say
@@ -156,7 +158,7 @@ save_figure(fig, figures / "03_reliability.png");
 replayed = F.replay_sentence(run.metrics, run.config.precision, dtype_precision(eval_dtype),
                              summary["test_accuracy"], summary["test_images"])
 summary["findings"] = F.test_findings(confusion, classes, bins, replayed)
-runs.write_analysis(run.run_dir, summary)  # the comparison below and results.md read it
+run_files.write_analysis(run.run_dir, summary)  # the comparison below and results.md read it
 display(Markdown("\n".join(f"- {sentence}" for sentence in summary["findings"])))
 
 # %% [markdown]
@@ -168,8 +170,8 @@ display(Markdown("\n".join(f"- {sentence}" for sentence in summary["findings"]))
 # experiment tested that run once at its end; the runs it compared on validation alone read n/a.
 
 # %%
-experiment_runs = runs.list_runs(EXPERIMENT_RUNS_DIR or out / "experiments" / "runs") if COMPARE_EXPERIMENTS else []
-compared = runs.filter_runs([*run_dirs, *(p for p in experiment_runs if p not in run_dirs)], COMPARE_WHERE)
+experiment_runs = run_files.list_runs(EXPERIMENT_RUNS_DIR or out / "experiments" / "runs") if COMPARE_EXPERIMENTS else []
+compared = run_files.filter_runs([*run_dirs, *(p for p in experiment_runs if p not in run_dirs)], COMPARE_WHERE)
 print(f"{len(compared)} run(s) match" + (f" {COMPARE_WHERE}" if COMPARE_WHERE else "") +
       (f"; the newest {COMPARE_LIMIT} are shown" if len(compared) > COMPARE_LIMIT else ""))
 T.comparison_frame(compared[:COMPARE_LIMIT])

@@ -52,13 +52,14 @@
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cifar_utils import ablation as A
-from cifar_utils import comparisons as C
-from cifar_utils import experiments as E
 from cifar_utils import notebook as NB
-from cifar_utils import paths, plots, stats
-from cifar_utils.atomic import save_figure, write_text
-from cifar_utils.data import load_cifar10
+from cifar_utils import paths
+from cifar_utils.analysis import ablation as A
+from cifar_utils.analysis import comparisons as C
+from cifar_utils.analysis import experiments as E
+from cifar_utils.analysis import figures, stats
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.runs.atomic import save_figure, write_text
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # tiny widths, one epoch on 1000 images, 2 arms (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -133,9 +134,9 @@ display(Markdown("\n".join(f"- {s}" for s in table["sentence"])))
 display(Markdown(C.findings(table, A.FULL, EQUIVALENCE_MARGIN, what="validation accuracy")))
 
 # %%
-fig = plots.plot_forest(table, A.FULL, margin=EQUIVALENCE_MARGIN, what="validation accuracy",
+fig = figures.plot_forest(table, A.FULL, margin=EQUIVALENCE_MARGIN, what="validation accuracy",
                         title="What each piece of the fast recipe buys (validation, paired by seed)")
-save_figure(fig, out / "figures" / "04_augmentation_ablation.png");
+save_figure(fig, out / "figures" / "04_augmentation_ablation.png")
 
 # %% [markdown]
 # ### Every seed

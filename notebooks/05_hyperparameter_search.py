@@ -30,7 +30,7 @@
 # - Only the chosen configuration is evaluated on the **test set, once**, at the end.
 #
 # The study lives in Optuna storage: by default a journal file beside the run records
-# (`outputs/experiments/studies.journal`), or any database URL Optuna accepts (`STORAGE`, e.g.
+# (`outputs/experiments/search_storage.journal`), or any database URL Optuna accepts (`STORAGE`, e.g.
 # `postgresql://user@host/db`). More machines can work on the same study meanwhile; each runs
 #
 #     python -m cifar_utils worker --study NAME --storage URL [--trials N]
@@ -58,14 +58,15 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cifar_utils import comparisons as C
-from cifar_utils import experiments as E
 from cifar_utils import notebook as NB
-from cifar_utils import paths, plots, stats, studies
-from cifar_utils import search as S
-from cifar_utils.atomic import save_figure, write_text
-from cifar_utils.data import load_cifar10
-from cifar_utils.tables import markdown_table
+from cifar_utils import paths
+from cifar_utils.analysis import comparisons as C
+from cifar_utils.analysis import experiments as E
+from cifar_utils.analysis import figures, search_storage, stats
+from cifar_utils.analysis import search as S
+from cifar_utils.analysis.tables import markdown_table
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.runs.atomic import save_figure, write_text
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # 2 trials, tiny widths, one epoch on 1000 images (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -103,8 +104,8 @@ data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIF
 if SMOKE:
     data = NB.smoke_dataset(data)
 display(Markdown(f"Every trial and run: {budget.describe()}. Searched: {S.describe_space(space)}.\n\n"
-                 f"Study `{study_name}` in `{studies.describe(storage)}`, {n_trials} trials. Other machines join it with\n\n"
-                 f"    python -m cifar_utils worker --study {study_name} --storage {studies.describe(storage)}"))
+                 f"Study `{study_name}` in `{search_storage.describe(storage)}`, {n_trials} trials. Other machines join it with\n\n"
+                 f"    python -m cifar_utils worker --study {study_name} --storage {search_storage.describe(storage)}"))
 
 # %% [markdown]
 # ## The trials
@@ -119,8 +120,8 @@ shown_trials = S.format_trials(trials)
 shown_trials
 
 # %%
-fig = plots.plot_trials(trials, title="Optuna search: validation accuracy of each trial")
-save_figure(fig, out / "figures" / "05_hyperparameter_search.png");
+fig = figures.plot_trials(trials, title="Optuna search: validation accuracy of each trial")
+save_figure(fig, out / "figures" / "05_hyperparameter_search.png")
 
 # %% [markdown]
 # ## The best trials trained again on fresh seeds
@@ -152,10 +153,10 @@ if diverged:
     display(Markdown(f"Diverged on some seed, so not candidates: {', '.join(diverged)}."))
 
 # %%
-fig = plots.plot_group_intervals(retrained.dropna(subset=["val_accuracy"]), "configuration",
+fig = figures.plot_group_intervals(retrained.dropna(subset=["val_accuracy"]), "configuration",
                                  metrics=(("val_accuracy", "Validation"),),
                                  title="The best trials and the recipe on fresh seeds (dots: seeds)")
-save_figure(fig, out / "figures" / "05_best_vs_recipe.png");
+save_figure(fig, out / "figures" / "05_best_vs_recipe.png")
 
 # %% [markdown]
 # ## The chosen configuration on the test set, once

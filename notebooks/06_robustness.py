@@ -48,23 +48,21 @@
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from cifar_utils import calibration as CAL
-from cifar_utils import corruptions as CR
-from cifar_utils import explain as X
 from cifar_utils import notebook as NB
-from cifar_utils import paths, runs
-from cifar_utils import robustness as R
-from cifar_utils import robustness_plots as RP
-from cifar_utils.atomic import save_figure, write_text
-from cifar_utils.data import load_cifar10
-from cifar_utils.experiments import markdown_section
-from cifar_utils.inference import resolve_device
-from cifar_utils.tables import markdown_table
-from cifar_utils.training import fit_or_reuse
+from cifar_utils import paths
+from cifar_utils.analysis import corruptions as CR
+from cifar_utils.analysis import explanations as X
+from cifar_utils.analysis import robustness as R
+from cifar_utils.analysis import robustness_figures as RP
+from cifar_utils.analysis.experiments import markdown_section
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.core.evaluation import resolve_device
+from cifar_utils.runs import run_files
+from cifar_utils.runs.atomic import save_figure, write_text
+from cifar_utils.runs.training import fit_or_reuse
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # 200 test images, severities 1 and 5, a 1-epoch smoke model if no run exists (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -74,7 +72,7 @@ VERIFY_DATA = True  # check the files' md5 sums (the report checks once and pass
 OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # where run names are looked up (None: OUTPUT_DIR/runs)
 CACHE_DIR = None  # corrupted test sets are kept here between runs (None: outputs/cache/corruptions, git-ignored, shared with the report)
-CORRUPTIONS = None  # corruption names (None: all 13 of cifar_utils.corruptions.CORRUPTIONS)
+CORRUPTIONS = None  # corruption names (None: all 13 of cifar_utils.analysis.corruptions.CORRUPTIONS)
 SEVERITIES = None  # severities 1-5 evaluated (None: all five; 1 and 5 in smoke mode)
 CORRUPTION_SEED = 0  # seed of the corruptions' randomness
 TEST_IMAGES = 2000  # the first N test images: the report's 2,000 (its cache serves them); 10000 for all (5x the time; the cost is printed first); 200 in smoke mode
@@ -98,12 +96,12 @@ data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIF
 classes = data.classes
 n_test = 200 if SMOKE else min(TEST_IMAGES or len(data.test_images), len(data.test_images))
 images, labels = data.test_images[:n_test], data.test_labels[:n_test]
-if SMOKE and not RUNS and not runs.list_runs(search[-1]):
+if SMOKE and not RUNS and not run_files.list_runs(search[-1]):
     # Nothing to evaluate yet: a one-epoch model on 1000 images, enough to run every cell.
     config = NB.training_config("seed", smoke=True)
-    fit_or_reuse(config, dataset=data, run_dir=runs_dir / runs.default_run_name("seed", config, smoke=True),
+    fit_or_reuse(config, dataset=data, run_dir=runs_dir / run_files.default_run_name("seed", config, smoke=True),
                  progress=False, evaluate_test=False, log=lambda *_: None)
-run_dirs = runs.select_runs(RUNS, search)
+run_dirs = run_files.select_runs(RUNS, search)
 groups = R.group_runs(run_dirs)
 print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}; {len(names)} corruptions x severities "
       f"{severities} on {n_test:,} test images")
@@ -120,8 +118,8 @@ print(R.cost_line(n_test, len(names) * len(severities), len(run_dirs), cache_dir
 # %%
 loaded = {}
 for run_dir in run_dirs:
-    run = runs.load_run(run_dir, device)
-    run.config = runs.recorded_precision(run.config, run_dir, device)
+    run = run_files.load_run(run_dir, device)
+    run.config = run_files.recorded_precision(run.config, run_dir, device)
     ev = R.Evaluated(name=run_dir.name, group=groups[run_dir], seed=run.config.seed, config=run.config,
                      clean=R.logits_of(run, images, device))
     loaded[run_dir.name] = (run, ev)
@@ -133,7 +131,7 @@ print(R.timing_line(generation, len(loaded)))
 
 # %%
 fig = RP.plot_corruption_examples(images[0], examples)
-save_figure(fig, figures / "06_corruption_examples.png");
+save_figure(fig, figures / "06_corruption_examples.png")
 
 # %% [markdown]
 # ## Accuracy under corruption
@@ -151,11 +149,11 @@ headline
 # %%
 group_names = list(dict.fromkeys(groups.values()))
 fig = RP.plot_accuracy_heatmaps(frame, group_names)
-save_figure(fig, figures / "06_corruption_heatmap.png");
+save_figure(fig, figures / "06_corruption_heatmap.png")
 
 # %%
 fig = RP.plot_severity_curves(frame, group_names)
-save_figure(fig, figures / "06_severity_curves.png");
+save_figure(fig, figures / "06_severity_curves.png")
 
 # %% [markdown]
 # ## Calibration: temperature scaling fitted on held-out images
@@ -163,7 +161,7 @@ save_figure(fig, figures / "06_severity_curves.png");
 # A temperature T divides the logits; it never changes a prediction, only its confidence. T is
 # fitted by minimising the NLL on training images the run never trained on: its validation split,
 # or, for a run without one that trained on a subset, the training images outside the subset
-# (`cifar_utils.calibration.held_out_images`); the test set only measures. NLL and Brier score are proper scores (lower is better); ECE is the
+# (`cifar_utils.analysis.calibration.held_out_images`); the test set only measures. NLL and Brier score are proper scores (lower is better); ECE is the
 # count-weighted gap between confidence and accuracy over the confidence bins. *severity k* pools
 # every corruption at that severity; *all corrupted* pools every corrupted set.
 

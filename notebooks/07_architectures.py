@@ -46,12 +46,13 @@
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cifar_utils import architectures as AR
-from cifar_utils import experiments as E
 from cifar_utils import notebook as NB
-from cifar_utils import paths, plots
-from cifar_utils.atomic import save_figure, write_text
-from cifar_utils.data import load_cifar10
+from cifar_utils import paths
+from cifar_utils.analysis import architecture_comparison as AR
+from cifar_utils.analysis import experiments as E
+from cifar_utils.analysis import figures
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.runs.atomic import save_figure, write_text
 
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # tiny networks, one epoch on 1000 images, one seed (on when $CIFAR_SMOKE is 1, or $CI is set)
@@ -105,8 +106,8 @@ table.round(2)
 
 # %%
 machine = ", ".join(sorted({str(d) for d in frame["device"].dropna()})) or "this machine"
-fig = plots.plot_pareto(table, title="Test accuracy against training time", machine=machine)
-save_figure(fig, out / "figures" / "07_architectures.png");
+fig = figures.plot_pareto(table, title="Test accuracy against training time", machine=machine)
+save_figure(fig, out / "figures" / "07_architectures.png")
 
 # %% [markdown]
 # ## At equal time budgets

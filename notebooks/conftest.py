@@ -15,6 +15,7 @@ Each notebook's jupytext pair (NN_*.py) is left alone: nbval runs the .ipynb fil
 
 Without the real dataset ($CIFAR10_ROOT) the notebooks are skipped, as the other real-data tests are.
 """
+
 import os
 import shutil
 import tempfile

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_utils.data import FOLDER, write_synthetic_cifar10
+from cifar_utils.core.data import FOLDER, write_synthetic_cifar10
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def real_root() -> Path:
 
 @pytest.fixture(scope="session")
 def real_data(real_root):
-    from cifar_utils.data import load_cifar10
+    from cifar_utils.core.data import load_cifar10
 
     return load_cifar10(real_root, download=False)
 

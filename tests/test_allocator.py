@@ -1,4 +1,5 @@
 """The allocator setting: freed activations stay in the process unless the user says otherwise."""
+
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import pytest
 
 PROBE = """
 import os, sys, torch
-from cifar_utils import allocator
+from cifar_utils.core import allocator
 print(allocator.retain_freed_memory())
 page = os.sysconf("SC_PAGE_SIZE")
 rss = lambda: int(open("/proc/self/statm").read().split()[1]) * page

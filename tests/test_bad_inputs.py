@@ -4,6 +4,7 @@ Missing data root, truncated batch file, one flipped byte, malicious pickle (dat
 checkpoint), unknown model, bad numbers, output folder already used, corrupt or truncated
 checkpoint, non-image files to predict, resume with a changed configuration.
 """
+
 import os
 import pickle
 import shutil
@@ -14,12 +15,24 @@ import pytest
 import torch
 from PIL import Image
 
-from cifar_utils import data as D
-from cifar_utils import runs
 from cifar_utils.cli import main
+from cifar_utils.core import data as D
 from cifar_utils.errors import CifarError, DatasetError
+from cifar_utils.runs import run_files
 
-FAST = ["--epochs", "1", "--batch-size", "50", "--subset", "50", "--val-size", "100", "--no-progress", "--device", "cpu"]
+FAST = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "50",
+    "--subset",
+    "50",
+    "--val-size",
+    "100",
+    "--no-progress",
+    "--device",
+    "cpu",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -158,7 +171,9 @@ def test_malicious_dataset_pickle_is_refused_without_running_code(synthetic_root
     root = tmp_path / "evil"
     shutil.copytree(synthetic_root, root)
     marker = tmp_path / "pwned"
-    (root / D.FOLDER / "data_batch_2").write_bytes(pickle.dumps({b"data": _Payload(marker), b"labels": [0]}, protocol=2))
+    (root / D.FOLDER / "data_batch_2").write_bytes(
+        pickle.dumps({b"data": _Payload(marker), b"labels": [0]}, protocol=2)
+    )
     with pytest.raises(DatasetError, match="corrupt"):  # verification refuses it before unpickling
         D.load_cifar10(root, download=False, verify=True)
     with pytest.raises(DatasetError, match=r"data_batch_2 could not be read \(refusing to load"):
@@ -168,13 +183,17 @@ def test_malicious_dataset_pickle_is_refused_without_running_code(synthetic_root
 
 def test_malicious_checkpoint_is_refused_without_running_code(run_copy, tmp_path, capsys):
     marker = tmp_path / "pwned"
-    payload = runs.load_checkpoint(run_copy)
+    payload = run_files.load_checkpoint(run_copy)
     payload["model"] = _Payload(marker)
-    torch.save(payload, run_copy / runs.CHECKPOINT)
-    for argv in (["evaluate", str(run_copy)], ["predict", str(run_copy), "x.png"], ["train", "--resume", str(run_copy)]):
+    torch.save(payload, run_copy / run_files.CHECKPOINT)
+    for argv in (
+        ["evaluate", str(run_copy)],
+        ["predict", str(run_copy), "x.png"],
+        ["train", "--resume", str(run_copy)],
+    ):
         assert main(argv) == 2
         line = _one_error_line(capsys)
-        assert line.startswith(f"error: checkpoint {run_copy / runs.CHECKPOINT} holds code, not only weights")
+        assert line.startswith(f"error: checkpoint {run_copy / run_files.CHECKPOINT} holds code, not only weights")
         assert "GLOBAL" in line and "refused without running it" in line
     assert not marker.exists()
 
@@ -182,36 +201,49 @@ def test_malicious_checkpoint_is_refused_without_running_code(run_copy, tmp_path
 # ----------------------------------------------------------------------------- corrupt checkpoints
 
 
-@pytest.mark.parametrize("damage,expected", [
-    ("truncated", "is corrupt or truncated and cannot be loaded (RuntimeError: PytorchStreamReader failed reading"),
-    ("random", "is corrupt or truncated and cannot be loaded ("),
-    ("empty", "is empty (0 bytes); retrain, or resume from a good copy"),
-    ("text", "is corrupt or truncated and cannot be loaded ("),
-    ("tensor", "is not a cifar_utils checkpoint; retrain to create one"),
-])
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        ("truncated", "is corrupt or truncated and cannot be loaded (RuntimeError: PytorchStreamReader failed reading"),
+        ("random", "is corrupt or truncated and cannot be loaded ("),
+        ("empty", "is empty (0 bytes); retrain, or resume from a good copy"),
+        ("text", "is corrupt or truncated and cannot be loaded ("),
+        ("tensor", "is not a cifar_utils checkpoint; retrain to create one"),
+    ],
+)
 def test_corrupt_checkpoint_is_one_clear_line(run_copy, capsys, damage, expected):
-    path = run_copy / runs.CHECKPOINT
+    path = run_copy / run_files.CHECKPOINT
     data = path.read_bytes()
     if damage == "tensor":
         torch.save(torch.zeros(3), path)
     else:
-        path.write_bytes({"truncated": data[: len(data) // 2], "random": os.urandom(len(data)), "empty": b"",
-                          "text": b"not a checkpoint\n"}[damage])
+        path.write_bytes(
+            {
+                "truncated": data[: len(data) // 2],
+                "random": os.urandom(len(data)),
+                "empty": b"",
+                "text": b"not a checkpoint\n",
+            }[damage]
+        )
     with pytest.raises(CifarError, match="retrain"):
-        runs.load_checkpoint(path)
-    for argv in (["evaluate", str(run_copy)], ["predict", str(run_copy), "x.png"], ["train", "--resume", str(run_copy)]):
+        run_files.load_checkpoint(path)
+    for argv in (
+        ["evaluate", str(run_copy)],
+        ["predict", str(run_copy), "x.png"],
+        ["train", "--resume", str(run_copy)],
+    ):
         assert main(argv) == 2
         assert _one_error_line(capsys).startswith(f"error: checkpoint {path} {expected}")
 
 
 def test_checkpoint_of_another_model_or_unknown_model(run_copy, capsys):
-    payload = runs.load_checkpoint(run_copy)
+    payload = run_files.load_checkpoint(run_copy)
     payload["config"]["model"] = "resnet18"
-    runs.save_checkpoint(run_copy / runs.CHECKPOINT, payload)
+    run_files.save_checkpoint(run_copy / run_files.CHECKPOINT, payload)
     assert main(["evaluate", str(run_copy)]) == 2
     assert "does not match model 'resnet18' (" in _one_error_line(capsys)
     payload["config"]["model"] = "vgg99"  # a run from a newer version, say
-    runs.save_checkpoint(run_copy / runs.CHECKPOINT, payload)
+    run_files.save_checkpoint(run_copy / run_files.CHECKPOINT, payload)
     assert main(["evaluate", str(run_copy)]) == 2
     assert _one_error_line(capsys).startswith("error: unknown model 'vgg99'; choose one of: ")
 
@@ -219,21 +251,24 @@ def test_checkpoint_of_another_model_or_unknown_model(run_copy, capsys):
 # ----------------------------------------------------------------------------- unknown model, bad numbers
 
 
-@pytest.mark.parametrize("flag,value,message", [
-    ("--epochs", "0", "argument --epochs: must be a positive whole number"),
-    ("--epochs", "-2", "argument --epochs: must be a positive whole number"),
-    ("--epochs", "2.5", "argument --epochs: must be a positive whole number, got '2.5'"),
-    ("--lr", "0", "argument --lr: must be a positive number"),
-    ("--lr", "-0.1", "argument --lr: must be a positive number"),
-    ("--lr", "nan", "argument --lr: must be a positive number, got 'nan'"),
-    ("--lr", "inf", "argument --lr: must be a positive number, got 'inf'"),
-    ("--lr", "fast", "argument --lr: must be a positive number, got 'fast'"),
-    ("--batch-size", "0", "argument --batch-size: must be a positive whole number"),
-    ("--momentum", "-1", "argument --momentum: must be a number >= 0, got '-1'"),
-    ("--seed", "abc", "argument --seed: invalid int value: 'abc'"),
-    ("--model", "vgg99", "argument --model: invalid choice: 'vgg99'"),
-    ("--device", "tpu", "argument --device: invalid choice: 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--epochs", "0", "argument --epochs: must be a positive whole number"),
+        ("--epochs", "-2", "argument --epochs: must be a positive whole number"),
+        ("--epochs", "2.5", "argument --epochs: must be a positive whole number, got '2.5'"),
+        ("--lr", "0", "argument --lr: must be a positive number"),
+        ("--lr", "-0.1", "argument --lr: must be a positive number"),
+        ("--lr", "nan", "argument --lr: must be a positive number, got 'nan'"),
+        ("--lr", "inf", "argument --lr: must be a positive number, got 'inf'"),
+        ("--lr", "fast", "argument --lr: must be a positive number, got 'fast'"),
+        ("--batch-size", "0", "argument --batch-size: must be a positive whole number"),
+        ("--momentum", "-1", "argument --momentum: must be a number >= 0, got '-1'"),
+        ("--seed", "abc", "argument --seed: invalid int value: 'abc'"),
+        ("--model", "vgg99", "argument --model: invalid choice: 'vgg99'"),
+        ("--device", "tpu", "argument --device: invalid choice: 'tpu'"),
+    ],
+)
 def test_bad_numbers_and_names_give_one_clear_line(flag, value, message, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", flag, value])
@@ -241,24 +276,33 @@ def test_bad_numbers_and_names_give_one_clear_line(flag, value, message, capsys)
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--label-smoothing", "1.5"], "error: label_smoothing must be in [0, 1), got 1.5"),
-    (["--val-size", "-1"], "error: val_size must be between 0 and 49999, got -1"),
-    (["--val-size", "600"], "error: val_size 600 leaves no training images: "),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--label-smoothing", "1.5"], "error: label_smoothing must be in [0, 1), got 1.5"),
+        (["--val-size", "-1"], "error: val_size must be between 0 and 49999, got -1"),
+        (["--val-size", "600"], "error: val_size 600 leaves no training images: "),
+    ],
+)
 def test_out_of_range_values_are_refused_before_training(synthetic_root, tmp_path, capsys, extra, message):
     assert _train(synthetic_root, tmp_path / "run", *extra) == 2
     assert _one_error_line(capsys).startswith(message)
 
 
-@pytest.mark.parametrize("subset,message", [
-    ("100", "the training loss became non-finite at epoch 1, step 2 of 2 (lr 1e+30)"),
-    ("50", "the validation loss became non-finite at epoch 1, step 1 of 1 (lr 1e+30)"),  # one step: its loss was fine
-])
+@pytest.mark.parametrize(
+    "subset,message",
+    [
+        ("100", "the training loss became non-finite at epoch 1, step 2 of 2 (lr 1e+30)"),
+        (
+            "50",
+            "the validation loss became non-finite at epoch 1, step 1 of 1 (lr 1e+30)",
+        ),  # one step: its loss was fine
+    ],
+)
 def test_exploding_learning_rate_stops_with_epoch_and_step(synthetic_root, tmp_path, capsys, subset, message):
     assert _train(synthetic_root, tmp_path / "run", "--optimizer", "sgd", "--lr", "1e30", "--subset", subset) == 2
     assert _one_error_line(capsys) == f"error: {message}; try a lower learning rate (--lr 1e+29)"
-    assert not (tmp_path / "run" / runs.CHECKPOINT).exists()  # nothing non-finite was saved
+    assert not (tmp_path / "run" / run_files.CHECKPOINT).exists()  # nothing non-finite was saved
 
 
 # ----------------------------------------------------------------------------- output folder already used
@@ -287,8 +331,12 @@ def test_bad_images_each_get_their_own_line_and_the_rest_are_classified(run_dir,
     png = good.read_bytes()
     (tmp_path / "cut.png").write_bytes(png[: len(png) // 2])
     (tmp_path / "folder.jpg").mkdir()
-    bad = {"notes.txt": "not an image Pillow can read (expected PNG or JPEG)", "missing.jpg": "no such file",
-           "cut.png": "the image is damaged or truncated (", "folder.jpg": "is a folder, not an image"}
+    bad = {
+        "notes.txt": "not an image Pillow can read (expected PNG or JPEG)",
+        "missing.jpg": "no such file",
+        "cut.png": "the image is damaged or truncated (",
+        "folder.jpg": "is a folder, not an image",
+    }
     paths = [str(tmp_path / name) for name in ["notes.txt", "missing.jpg", "cat.png", "cut.png", "folder.jpg"]]
     assert main(["predict", str(run_dir), *paths, "--device", "cpu"]) == 1
     captured = capsys.readouterr()
@@ -314,8 +362,10 @@ def test_predict_with_a_missing_run_or_bad_top(tmp_path, capsys):
 def test_resume_with_a_changed_configuration_lists_the_differences(run_copy, capsys):
     assert main(["train", "--resume", str(run_copy), "--lr", "0.1", "--epochs", "3"]) == 2
     line = _one_error_line(capsys)
-    assert line == (f"error: cannot resume {run_copy} with a different configuration (epochs: 1 in the run, 3 now; "
-                    f"lr: 0.001 in the run, 0.1 now); resume without changing them, or train a new run into another --out")
+    assert line == (
+        f"error: cannot resume {run_copy} with a different configuration (epochs: 1 in the run, 3 now; "
+        f"lr: 0.001 in the run, 0.1 now); resume without changing them, or train a new run into another --out"
+    )
     assert main(["train", "--resume", str(run_copy), "--overwrite"]) == 2
     assert "pass only one of them" in _one_error_line(capsys)
 
@@ -327,7 +377,9 @@ def test_resume_without_a_checkpoint(tmp_path, run_copy, capsys):
     (tmp_path / "plain").mkdir()
     assert main(["train", "--resume", str(tmp_path / "plain")]) == 2
     assert "it is not a run folder (no config.json, no model.pt)" in _one_error_line(capsys)
-    (run_copy / runs.CHECKPOINT).unlink()
+    (run_copy / run_files.CHECKPOINT).unlink()
     assert main(["train", "--resume", str(run_copy)]) == 2
-    assert _one_error_line(capsys) == (f"error: cannot resume {run_copy}: it holds no checkpoint (model.pt) because its "
-                                       f"first epoch never finished; train it again with --out {run_copy} --overwrite")
+    assert _one_error_line(capsys) == (
+        f"error: cannot resume {run_copy}: it holds no checkpoint (model.pt) because its "
+        f"first epoch never finished; train it again with --out {run_copy} --overwrite"
+    )

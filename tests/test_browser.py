@@ -2,17 +2,20 @@
 generated landing page and its reports, made by the report's own functions from stand-in notebooks (no
 training), and finds every figure loaded, every link resolved, no code in the reading renderings and
 no error in the console. Skipped, with the reason, where Chromium or its driver is missing."""
+
 import shutil
 from pathlib import Path
 
 import pytest
-
-from cifar_utils import browser, landing, render
-from cifar_utils import report as R
 from test_report import _record, executed_stand_in
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(browser.unavailable() is not None, reason=f"no browser: {browser.unavailable()}")]
+from cifar_utils.report import browser, landing, rendering
+from cifar_utils.report import runner as R
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(browser.unavailable() is not None, reason=f"no browser: {browser.unavailable()}"),
+]
 
 STAND_INS = ("01_data_exploration.ipynb", "03_results_analysis.ipynb")
 
@@ -22,10 +25,10 @@ def site(tmp_path_factory, synthetic_root) -> Path:
     """An output folder as the report leaves it: index.html, reports/ (both renderings), figures/, notebooks/."""
     root = tmp_path_factory.mktemp("site")
     out, staging = root / "outputs", root / "outputs" / ".report-staging-pid1-x"
-    display = render.PathDisplay(out, staging, synthetic_root)
+    display = rendering.PathDisplay(out, staging, synthetic_root)
     for name in STAND_INS:
         executed = executed_stand_in(root / "nbs", staging, synthetic_root, name)
-        render.write_renderings(executed, staging / "reports", display)
+        rendering.write_renderings(executed, staging / "reports", display)
     records = [_record(root / "runs" / "seed", 0.79), _record(root / "runs" / "fast", 0.94, "fast", train_images=50000)]
     summary = landing.executive_summary(landing.configurations(records))
     landing.write_index(staging, summary, R.NOTEBOOKS)
@@ -44,7 +47,9 @@ def driver():
 def test_landing_page_and_every_report_load_cleanly_in_chromium(site, driver):
     problems, pages = browser.check_site(site / "index.html", driver)
     assert not problems, "\n".join(problems)
-    expected = {site / "index.html"} | {site / "reports" / f for n in STAND_INS for f in render.rendering_names(Path(n).stem)}
+    expected = {site / "index.html"} | {
+        site / "reports" / f for n in STAND_INS for f in rendering.rendering_names(Path(n).stem)
+    }
     assert set(pages) == expected  # every report reached from the landing page, both renderings
     driver.get((site / "index.html").as_uri())
     assert driver.execute_script("return document.images.length") == len(STAND_INS)  # each stand-in's figure
@@ -52,7 +57,7 @@ def test_landing_page_and_every_report_load_cleanly_in_chromium(site, driver):
 
 
 def test_the_reading_rendering_hides_code_that_the_other_shows(site, driver):
-    plain, coded = render.rendering_names("01_data_exploration")
+    plain, coded = rendering.rendering_names("01_data_exploration")
     counts = {}
     for name in (plain, coded):
         driver.get((site / "reports" / name).as_uri())
@@ -72,7 +77,8 @@ def test_the_check_finds_broken_figures_links_code_and_console_errors(site, driv
         '<a href="reports/nope.html">gone</a><a href="#nowhere">anchor</a><a href="reports/code_shown.html">code</a>'
         # nbconvert's heading ids are percent-encoded and linked as written: a browser resolves that, so must we
         '<h2 id="07-%C2%B7-Title">t</h2><a href="#07-%C2%B7-Title">heading</a>'
-        '<script>console.error("boom from the page")</script></body></html>')
+        '<script>console.error("boom from the page")</script></body></html>'
+    )
     problems, _ = browser.check_site(bad / "index.html", driver)
     text = "\n".join(problems)
     assert "index.html: image not loaded: figures/missing.png" in text

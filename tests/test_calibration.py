@@ -1,13 +1,14 @@
 """Temperature scaling recovers a known temperature; the scores have their known values; T is fitted only
 on images the run did not train on."""
+
 import math
 
 import pytest
 import torch
 
-from cifar_utils import calibration as C
-from cifar_utils import data as D
-from cifar_utils.config import TrainConfig
+from cifar_utils.analysis import calibration as C
+from cifar_utils.core import data as D
+from cifar_utils.core.config import TrainConfig
 from cifar_utils.errors import ConfigError
 
 

@@ -15,7 +15,10 @@ def test_train_prints_seed_table_and_evaluate_reads_the_run(synthetic_root, tmp_
     assert _train(synthetic_root, out) == 0
     printed = capsys.readouterr().out
     assert "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |" in printed
-    assert main(["evaluate", str(out), "--split", "test", "--data-root", str(synthetic_root), "--no-verify", "--json"]) == 0
+    assert (
+        main(["evaluate", str(out), "--split", "test", "--data-root", str(synthetic_root), "--no-verify", "--json"])
+        == 0
+    )
     assert '"split": "test"' in capsys.readouterr().out
 
 
@@ -25,8 +28,9 @@ def test_evaluate_missing_run_folder(tmp_path, capsys):
 
 
 def test_cli_error_is_one_line_without_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "cifar_utils", "evaluate", str(tmp_path / "nope")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cifar_utils", "evaluate", str(tmp_path / "nope")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 

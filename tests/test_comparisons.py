@@ -1,12 +1,13 @@
 """comparisons.compare_arms: rows paired by seed, Holm across the table, reach and equivalence per row."""
+
 import math
 
 import pandas as pd
 import pytest
 
-from cifar_utils import power as P
-from cifar_utils import stats
-from cifar_utils.comparisons import compare_arms, findings, format_table
+from cifar_utils.analysis import stats
+from cifar_utils.analysis import stats_power as P
+from cifar_utils.analysis.comparisons import compare_arms, findings, format_table
 from cifar_utils.errors import ConfigError
 
 SEEDS = [1, 2, 3, 4, 5]
@@ -20,7 +21,9 @@ ARMS = {
 
 
 def _frame(arms=ARMS, seeds=SEEDS):
-    return pd.DataFrame([{"arm": a, "seed": s, "test_accuracy": v} for a, vs in arms.items() for s, v in zip(seeds, vs)])
+    return pd.DataFrame(
+        [{"arm": a, "seed": s, "test_accuracy": v} for a, vs in arms.items() for s, v in zip(seeds, vs)]
+    )
 
 
 def test_each_row_is_the_paired_test_and_the_table_is_holm_corrected():
@@ -30,7 +33,8 @@ def test_each_row_is_the_paired_test_and_the_table_is_holm_corrected():
         c = stats.paired_test(ARMS[arm], FULL)
         assert row["n"] == 5
         assert (row["delta"], row["ci_low"], row["ci_high"]) == pytest.approx(
-            (100 * c.difference, 100 * c.ci_low, 100 * c.ci_high))
+            (100 * c.difference, 100 * c.ci_low, 100 * c.ci_high)
+        )
         assert row["p_paired"] == pytest.approx(c.p_value)
         assert row["p_welch"] == pytest.approx(stats.welch_test(ARMS[arm], FULL).p_value)
         sd = pd.Series(ARMS[arm]).sub(FULL).std()
@@ -58,11 +62,14 @@ def test_differences_that_do_not_vary_cannot_be_judged():
     assert "cannot tell" in table.loc["shifted", "sentence"]
 
 
-@pytest.mark.parametrize("frame, reference, message", [
-    (_frame(), "nope", "not among"),
-    (pd.concat([_frame(), _frame().head(1)]), "full", "more than one"),
-    (_frame({"full": FULL[:1], "x": FULL[:1]}, SEEDS[:1]), "full", "at least two"),
-])
+@pytest.mark.parametrize(
+    "frame, reference, message",
+    [
+        (_frame(), "nope", "not among"),
+        (pd.concat([_frame(), _frame().head(1)]), "full", "more than one"),
+        (_frame({"full": FULL[:1], "x": FULL[:1]}, SEEDS[:1]), "full", "at least two"),
+    ],
+)
 def test_bad_tables_are_refused_with_a_reason(frame, reference, message):
     with pytest.raises(ConfigError, match=message):
         compare_arms(frame, "arm", reference)
@@ -72,7 +79,10 @@ def test_the_table_as_read_and_the_paragraph_over_it():
     table = compare_arms(_frame(), "arm", "full", delta=0.005)
     shown = format_table(table)
     row = table.loc["no smoothing"]
-    assert shown.loc["no smoothing", "Δ points [95% CI]"] == f"{row['delta']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    assert (
+        shown.loc["no smoothing", "Δ points [95% CI]"]
+        == f"{row['delta']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]"
+    )
     assert shown.loc["no tta", "equivalent"] == "yes" and shown.loc["no whitening", "equivalent"] == "no"
     assert shown.loc["no smoothing", "p Holm"] == f"{row['p_holm']:.3g}"
     text = findings(table, "full", 0.005)

@@ -1,5 +1,6 @@
 """The corrupted test sets: uint8 in and out, deterministic by seed, worse with severity, cached on disk,
 and equal to the reference implementations where one is at hand (torchvision, PIL, colorsys)."""
+
 import colorsys
 import io
 
@@ -9,7 +10,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from cifar_utils import corruptions as C
+from cifar_utils.analysis import corruptions as C
 from cifar_utils.errors import ConfigError
 
 RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "motion_blur", "elastic_transform"}
@@ -63,6 +64,7 @@ def test_severity_moves_the_images_further(name, images):
 
 def test_saturate_lowers_then_raises_saturation(images):
     """The paper's saturate is not ordered by change: severities 1-2 desaturate (2 more), 3-5 saturate (5 most)."""
+
     def mean_saturation(x):
         x = x.float()
         value, low = x.amax(1), x.amin(1)
@@ -96,30 +98,43 @@ def test_jpeg_equals_pil_at_the_papers_qualities(images):
             buffer = io.BytesIO()
             Image.fromarray(image).save(buffer, "JPEG", quality=quality)
             expected.append(np.asarray(Image.open(buffer)))
-        assert torch.equal(C.corrupt(images[:8], "jpeg_compression", severity),
-                           torch.from_numpy(np.stack(expected)).permute(0, 3, 1, 2))
+        assert torch.equal(
+            C.corrupt(images[:8], "jpeg_compression", severity),
+            torch.from_numpy(np.stack(expected)).permute(0, 3, 1, 2),
+        )
 
 
 def test_pixelate_follows_pil_box_resizing(images):
     for severity, share in zip(C.SEVERITIES, C.PIXELATE):
         side = int(32 * share)
-        expected = torch.from_numpy(np.stack([
-            np.asarray(Image.fromarray(im).resize((side, side), Image.BOX).resize((32, 32), Image.BOX))
-            for im in images.permute(0, 2, 3, 1).numpy()])).permute(0, 3, 1, 2)
+        expected = torch.from_numpy(
+            np.stack(
+                [
+                    np.asarray(Image.fromarray(im).resize((side, side), Image.BOX).resize((32, 32), Image.BOX))
+                    for im in images.permute(0, 2, 3, 1).numpy()
+                ]
+            )
+        ).permute(0, 3, 1, 2)
         ours = C.corrupt(images, "pixelate", severity)
         assert _mad(ours, expected) < 0.5  # PIL rounds between its passes as well
         assert (ours.int() - expected.int()).abs().max() <= 2
 
 
-@pytest.mark.parametrize("name,change", [("brightness", lambda h, s, v, c: (h, s, min(v + c, 1.0))),
-                                         ("saturate", lambda h, s, v, c: (h, min(max(s * c[0] + c[1], 0.0), 1.0), v))])
+@pytest.mark.parametrize(
+    "name,change",
+    [
+        ("brightness", lambda h, s, v, c: (h, s, min(v + c, 1.0))),
+        ("saturate", lambda h, s, v, c: (h, min(max(s * c[0] + c[1], 0.0), 1.0), v)),
+    ],
+)
 def test_hsv_corruptions_agree_with_colorsys(name, change, images):
     pixels = images[:4].permute(0, 2, 3, 1).reshape(-1, 3).float() / 255
     params = C.BRIGHTNESS if name == "brightness" else C.SATURATE
     for severity in C.SEVERITIES:
         ours = C.CORRUPTIONS[name](pixels.T.reshape(1, 3, -1, 1), severity, None)[0, :, :, 0].T
-        expected = torch.tensor([colorsys.hsv_to_rgb(*change(*colorsys.rgb_to_hsv(*p.tolist()), params[severity - 1]))
-                                 for p in pixels])
+        expected = torch.tensor(
+            [colorsys.hsv_to_rgb(*change(*colorsys.rgb_to_hsv(*p.tolist()), params[severity - 1])) for p in pixels]
+        )
         grey = pixels.amax(1) == pixels.amin(1)  # no hue: see the module's table for saturate
         assert torch.allclose(ours[~grey], expected[~grey].float(), atol=1e-5)
 
@@ -139,8 +154,13 @@ def test_cache_hit_returns_the_same_images_without_making_them(tmp_path, images)
 
 def test_cache_key_changes_with_every_input(tmp_path, images):
     sha = C.images_digest(images)
-    keys = {C.cache_key("contrast", 1, 0, sha), C.cache_key("contrast", 2, 0, sha), C.cache_key("contrast", 1, 1, sha),
-            C.cache_key("brightness", 1, 0, sha), C.cache_key("contrast", 1, 0, C.images_digest(images[:10]))}
+    keys = {
+        C.cache_key("contrast", 1, 0, sha),
+        C.cache_key("contrast", 2, 0, sha),
+        C.cache_key("contrast", 1, 1, sha),
+        C.cache_key("brightness", 1, 0, sha),
+        C.cache_key("contrast", 1, 0, C.images_digest(images[:10])),
+    }
     assert len(keys) == 5
 
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from cifar_utils import augment as A
-from cifar_utils import data as D
 from cifar_utils import paths
+from cifar_utils.core import augment as A
+from cifar_utils.core import data as D
 from cifar_utils.errors import DatasetError
 
 
@@ -52,7 +52,7 @@ def test_split_quota_adds_up_for_uneven_sizes():
 
 def test_channel_stats_normalise_the_model_input():
     """The model's first step: (uint8 - mean) / std with the training split's constants."""
-    from cifar_utils.models import Classifier
+    from cifar_utils.core.models import Classifier
 
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     mean, std = D.channel_stats(images)
@@ -70,7 +70,7 @@ def test_random_crop_keeps_shape_dtype_and_translates():
     # every output window is the input shifted by at most 2 pixels (reflect-padded)
     padded = torch.nn.functional.pad(images.float(), (2,) * 4, mode="reflect").to(torch.uint8)
     for i in range(4):
-        assert any(torch.equal(out[i], padded[i, :, dy:dy + 32, dx:dx + 32]) for dy in range(5) for dx in range(5))
+        assert any(torch.equal(out[i], padded[i, :, dy : dy + 32, dx : dx + 32]) for dy in range(5) for dx in range(5))
 
 
 def test_random_crop_zero_pad_mode_fills_with_zeros():

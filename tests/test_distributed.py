@@ -5,6 +5,7 @@ process, within what fp32 rounding explains; they agree with each other exactly;
 writes and speaks; an error on one rank stops all; a killed rank or a Ctrl-C ends the job with
 the resume command, and the resumed run ends as the uninterrupted one.
 """
+
 import os
 import shlex
 import signal
@@ -18,23 +19,51 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from cifar_utils import runs
-from cifar_utils.config import recipe_config
-from cifar_utils.data import load_cifar10, split_dataset
+from cifar_utils.core.config import recipe_config
+from cifar_utils.core.data import load_cifar10, split_dataset
 from cifar_utils.errors import CifarError
-from cifar_utils.training import PAUSE_ENV, fit, init_state
+from cifar_utils.runs import run_files
+from cifar_utils.runs.training import PAUSE_ENV, fit, init_state
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this torch build has no torch.distributed"
+)
 
 # The older fast recipe (fast10; muon is refused under torchrun until verified) at tiny widths: a whitening conv fitted to the data, FrozenScaleBatchNorm (a
 # BatchNorm subclass with its own fp32 forward, which the synchronisation must keep), lookahead
 # averaging, label smoothing, and alternating flips and translations drawn from the generator
 # that every rank shares. 400 training images in global batches of 32: 12 steps an epoch.
-FLAGS = ["--recipe", "fast10", "--model-kwargs", '{"widths": [8, 16, 16]}', "--batch-size", "32", "--epochs", "3",
-         "--val-size", "100", "--device", "cpu", "--precision", "fp32", "--no-channels-last", "--tta", "none"]
-CONFIG = recipe_config("fast10", model_kwargs={"widths": [8, 16, 16]}, batch_size=32, epochs=3, val_size=100,
-                       device="cpu", precision="fp32", channels_last=False, tta="none")
+FLAGS = [
+    "--recipe",
+    "fast10",
+    "--model-kwargs",
+    '{"widths": [8, 16, 16]}',
+    "--batch-size",
+    "32",
+    "--epochs",
+    "3",
+    "--val-size",
+    "100",
+    "--device",
+    "cpu",
+    "--precision",
+    "fp32",
+    "--no-channels-last",
+    "--tta",
+    "none",
+]
+CONFIG = recipe_config(
+    "fast10",
+    model_kwargs={"widths": [8, 16, 16]},
+    batch_size=32,
+    epochs=3,
+    val_size=100,
+    device="cpu",
+    precision="fp32",
+    channels_last=False,
+    tta="none",
+)
 # How far one process and two may drift apart: in fp32 (relative rounding 6e-8) the two processes
 # sum every BatchNorm statistic, gradient and loss in another order, which moves each step's
 # result by ~1e-7; over 36 steps of SGD with momentum that grew to 3e-5 in the losses (measured).
@@ -70,8 +99,13 @@ def _error(call) -> str:
 def _rank(rank: int, world: int, ports: list[int], root: str, out: str) -> None:
     """One rank, as torchrun would start it: the run, then two runs that must fail on every rank."""
     torch.set_num_threads(1)
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1")
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+    )
     dataset = load_cifar10(root, download=False, verify=False)
     whiten = init_state(CONFIG, split_dataset(dataset, CONFIG.val_size), torch.device("cpu")).model.net.whiten.weight
     lines = []
@@ -79,22 +113,51 @@ def _rank(rank: int, world: int, ports: list[int], root: str, out: str) -> None:
     result = fit(CONFIG, dataset=dataset, run_dir=Path(out) / "run", progress=False, log=lines.append)
     bn_classes = sorted({type(m).__name__ for m in result.model.modules() if isinstance(m, torch.nn.BatchNorm2d)})
     os.environ["MASTER_PORT"] = str(ports[1])
-    odd_batch = _error(lambda: fit(recipe_config("fast10", **{**CONFIG.to_dict(), "batch_size": 33, "epochs": 1}),
-                                   dataset=dataset, progress=False, log=lines.append))
+    odd_batch = _error(
+        lambda: fit(
+            recipe_config("fast10", **{**CONFIG.to_dict(), "batch_size": 33, "epochs": 1}),
+            dataset=dataset,
+            progress=False,
+            log=lines.append,
+        )
+    )
     os.environ["MASTER_PORT"] = str(ports[2])
     # Rank 1 alone checks the md5 sums, which the synthetic files fail: a problem of one rank only.
-    one_rank_fails = _error(lambda: fit(CONFIG, data_root=root, verify_data=rank == 1, progress=False, log=lines.append))
+    one_rank_fails = _error(
+        lambda: fit(CONFIG, data_root=root, verify_data=rank == 1, progress=False, log=lines.append)
+    )
     os.environ["MASTER_PORT"] = str(ports[3])
-    muon = _error(lambda: fit(recipe_config("fast", **{**CONFIG.to_dict(), "optimizer": "muon", "epochs": 1}),
-                              dataset=dataset, progress=False, log=lines.append))
-    torch.save({"history": result.history, "log": lines, "state": result.model.state_dict(), "whiten": whiten,
-                "bn_classes": bn_classes, "odd_batch": odd_batch, "one_rank_fails": one_rank_fails, "muon": muon},
-               Path(out) / f"rank{rank}.pt")
+    muon = _error(
+        lambda: fit(
+            recipe_config("fast", **{**CONFIG.to_dict(), "optimizer": "muon", "epochs": 1}),
+            dataset=dataset,
+            progress=False,
+            log=lines.append,
+        )
+    )
+    torch.save(
+        {
+            "history": result.history,
+            "log": lines,
+            "state": result.model.state_dict(),
+            "whiten": whiten,
+            "bn_classes": bn_classes,
+            "odd_batch": odd_batch,
+            "one_rank_fails": one_rank_fails,
+            "muon": muon,
+        },
+        Path(out) / f"rank{rank}.pt",
+    )
 
 
 def _spawn(world: int, root: Path, out: Path, timeout: float = 240) -> list[dict]:
-    context = mp.start_processes(_rank, args=(world, [_free_port() for _ in range(4)], str(root), str(out)),
-                                 nprocs=world, join=False, start_method="spawn")
+    context = mp.start_processes(
+        _rank,
+        args=(world, [_free_port() for _ in range(4)], str(root), str(out)),
+        nprocs=world,
+        join=False,
+        start_method="spawn",
+    )
     deadline = time.monotonic() + timeout
     try:
         while not context.join(timeout=1):
@@ -112,8 +175,9 @@ def one_process(synthetic_root, tmp_path_factory):
     torch.set_num_threads(1)
     try:
         dataset = load_cifar10(synthetic_root, download=False, verify=False)
-        return fit(CONFIG, dataset=dataset, run_dir=tmp_path_factory.mktemp("one") / "run", progress=False,
-                   log=lambda *_: None)
+        return fit(
+            CONFIG, dataset=dataset, run_dir=tmp_path_factory.mktemp("one") / "run", progress=False, log=lambda *_: None
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -152,17 +216,22 @@ def test_rank_0_alone_writes_and_speaks_and_errors_stop_every_rank(two_processes
     assert rank1["log"] == []
     assert [line.split(" - ")[0] for line in rank0["log"]] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
     run = out / "run"
-    assert _without_seconds(runs.read_history(run / runs.HISTORY)) == _without_seconds(rank0["history"])
-    assert runs.read_json(run / runs.CONFIG)["provenance"]["processes"] == 2
-    saved = runs.load_checkpoint(run)["model"]
+    assert _without_seconds(run_files.read_history(run / run_files.HISTORY)) == _without_seconds(rank0["history"])
+    assert run_files.read_json(run / run_files.CONFIG)["provenance"]["processes"] == 2
+    saved = run_files.load_checkpoint(run)["model"]
     assert all(torch.equal(saved[k], rank0["state"][k]) for k in saved)
-    assert sorted(p.name for p in run.iterdir()) == sorted([runs.CONFIG, runs.HISTORY, runs.CHECKPOINT, runs.METRICS,
-                                                            runs.CURVES])
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        [run_files.CONFIG, run_files.HISTORY, run_files.CHECKPOINT, run_files.METRICS, run_files.CURVES]
+    )
     # A batch that does not split evenly is refused on both ranks, with what to do.
-    expected = "ConfigError: batch_size 33 does not split evenly over 2 processes; choose a multiple of 2 (--batch-size 32)"
+    expected = (
+        "ConfigError: batch_size 33 does not split evenly over 2 processes; choose a multiple of 2 (--batch-size 32)"
+    )
     assert rank0["odd_batch"].startswith(expected) and rank1["odd_batch"] == rank0["odd_batch"]
     # A failure of rank 1 alone reaches rank 0, which names the rank, instead of leaving it waiting.
-    assert rank1["one_rank_fails"].startswith("DatasetError: CIFAR-10 file") and "md5 mismatch" in rank1["one_rank_fails"]
+    assert (
+        rank1["one_rank_fails"].startswith("DatasetError: CIFAR-10 file") and "md5 mismatch" in rank1["one_rank_fails"]
+    )
     assert rank0["one_rank_fails"] == "CifarError: process 1 of 2 failed: " + rank1["one_rank_fails"].split(": ", 1)[1]
     # Muon's two-process history has not been shown to match one process yet: refused, not silently different.
     assert rank0["muon"].startswith("ConfigError: the muon optimizer is not yet verified on several processes")
@@ -174,8 +243,16 @@ def test_rank_0_alone_writes_and_speaks_and_errors_stop_every_rank(two_processes
 
 def _torchrun(*args) -> list[str]:
     # --standalone: a free port of its own, so that parallel test runs do not meet on the default one.
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-            "-m", "cifar_utils", *map(str, args)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "cifar_utils",
+        *map(str, args),
+    ]
 
 
 def _start(cmd: list[str], pause_at: str | None = None, marker: Path | None = None) -> subprocess.Popen:
@@ -194,7 +271,9 @@ def _wait_for(marker: Path, proc: subprocess.Popen) -> None:
 
 def _worker_pid(torchrun_pid: int, rank: int) -> int:
     """The pid of the worker that torchrun started as `rank` (read from its environment in /proc)."""
-    children = [pid for task in Path(f"/proc/{torchrun_pid}/task").iterdir() for pid in (task / "children").read_text().split()]
+    children = [
+        pid for task in Path(f"/proc/{torchrun_pid}/task").iterdir() for pid in (task / "children").read_text().split()
+    ]
     for pid in children:
         if f"RANK={rank}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
             return int(pid)
@@ -222,7 +301,7 @@ def test_a_killed_rank_and_ctrl_c_end_the_job_resumably(synthetic_root, two_proc
     message = _message(err)
     assert message.startswith("error: training interrupted in epoch 2 of 3; the checkpoint after epoch 1 is in"), err
     assert f"continue with: torchrun --standalone --nproc-per-node=2 -m cifar_utils train --resume {run}" in message
-    assert len(runs.read_history(run / runs.HISTORY)) == 1 and not list(run.glob(".*.tmp"))
+    assert len(run_files.read_history(run / run_files.HISTORY)) == 1 and not list(run.glob(".*.tmp"))
 
     # 2. The command it gave, then Ctrl-C (SIGINT to torchrun, which passes it on) in epoch 3.
     command = shlex.split(message.split("continue with: ", 1)[1])
@@ -234,17 +313,19 @@ def test_a_killed_rank_and_ctrl_c_end_the_job_resumably(synthetic_root, two_proc
     out, err = proc.communicate(timeout=120)
     assert "resuming" in out and "after epoch 1 of 3" in out and out.count("resuming") == 1
     assert _message(err).startswith("error: training interrupted in epoch 3 of 3; the checkpoint after epoch 2 is in")
-    assert len(runs.load_checkpoint(run)["history"]) == 2
+    assert len(run_files.load_checkpoint(run)["history"]) == 2
 
     # 3. The same command finishes the run: the uninterrupted two-process run, to the last bit.
     proc = _start(resume)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     reference = two_processes[0] / "run"
-    assert _without_seconds(runs.read_history(run / runs.HISTORY)) == _without_seconds(
-        runs.read_history(reference / runs.HISTORY))
-    assert _scores(runs.read_json(run / runs.METRICS)) == _scores(runs.read_json(reference / runs.METRICS))
-    resumed, uninterrupted = runs.load_checkpoint(run)["model"], runs.load_checkpoint(reference)["model"]
+    assert _without_seconds(run_files.read_history(run / run_files.HISTORY)) == _without_seconds(
+        run_files.read_history(reference / run_files.HISTORY)
+    )
+    assert _scores(run_files.read_json(run / run_files.METRICS)) == _scores(
+        run_files.read_json(reference / run_files.METRICS)
+    )
+    resumed, uninterrupted = run_files.load_checkpoint(run)["model"], run_files.load_checkpoint(reference)["model"]
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
     assert out.count("| Epoch |") == 1  # the table, printed by rank 0 alone
-

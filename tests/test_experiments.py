@@ -1,5 +1,6 @@
 """experiments.py and ablation.py: the budget, the arms, run records reused without weights, the test once,
 the number of seeds from a pilot, the choice on validation, and the search's figure and study name."""
+
 import json
 import math
 
@@ -8,15 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cifar_utils import ablation as A
-from cifar_utils import experiments as E
-from cifar_utils import plots, runs
-from cifar_utils import power as P
-from cifar_utils import search as S
-from cifar_utils.comparisons import compare_arms
-from cifar_utils.config import RECIPES
-from cifar_utils.data import load_cifar10
+from cifar_utils.analysis import ablation as A
+from cifar_utils.analysis import experiments as E
+from cifar_utils.analysis import figures
+from cifar_utils.analysis import search as S
+from cifar_utils.analysis import stats_power as P
+from cifar_utils.analysis.comparisons import compare_arms
+from cifar_utils.core.config import RECIPES
+from cifar_utils.core.data import load_cifar10
 from cifar_utils.errors import CifarError, ConfigError
+from cifar_utils.runs import run_files
 
 matplotlib.use("Agg")
 
@@ -36,15 +38,26 @@ def data(synthetic_root):
 
 def test_budget_defaults_smoke_and_refusals():
     full, smoke = E.budget(), E.budget(smoke=True)
-    assert (full.epochs, full.widths, full.train_subset, full.val_size, full.batch_size) == (2, (32, 64, 64), None, 5000, 500)
+    assert (full.epochs, full.widths, full.train_subset, full.val_size, full.batch_size) == (
+        2,
+        (32, 64, 64),
+        None,
+        5000,
+        500,
+    )
     assert smoke.widths == (8, 16, 16) and smoke.epochs == 1 and smoke.val_images == smoke.train_subset // 5
     assert E.budget(widths=[32, 128, 128], train_subset=0).widths == (32, 128, 128)
     assert E.budget(batch_size=500).batch_size == 500 and "in batches of 500" in E.budget(batch_size=500).describe()
     assert A.arm_config(E.budget(batch_size=500), A.FULL, seed=1).batch_size == 500
-    for kwargs, message in (({"epochs": 0}, "EXPERIMENT_EPOCHS"), ({"widths": [8, 16]}, "EXPERIMENT_WIDTHS"),
-                            ({"train_subset": 5}, "EXPERIMENT_SUBSET"), ({"val_size": 0}, "EXPERIMENT_VAL_SIZE"),
-                            ({"precision": "fp8"}, "unknown precision 'fp8'"), ({"batch_size": 0}, "EXPERIMENT_BATCH_SIZE"),
-                            ({"batch_size": "500"}, "EXPERIMENT_BATCH_SIZE")):
+    for kwargs, message in (
+        ({"epochs": 0}, "EXPERIMENT_EPOCHS"),
+        ({"widths": [8, 16]}, "EXPERIMENT_WIDTHS"),
+        ({"train_subset": 5}, "EXPERIMENT_SUBSET"),
+        ({"val_size": 0}, "EXPERIMENT_VAL_SIZE"),
+        ({"precision": "fp8"}, "unknown precision 'fp8'"),
+        ({"batch_size": 0}, "EXPERIMENT_BATCH_SIZE"),
+        ({"batch_size": "500"}, "EXPERIMENT_BATCH_SIZE"),
+    ):
         with pytest.raises(ConfigError, match=message):
             E.budget(**kwargs)
 
@@ -54,7 +67,12 @@ def test_every_arm_is_the_full_recipe_with_its_own_change_only():
     full = A.arm_config(budget, A.FULL, seed=3).to_dict()
     assert full["model_kwargs"]["widths"] == [32, 64, 128] and full["model_kwargs"]["head_scale"] == 1 / 128
     assert {k: full[k] for k in ("optimizer", "augment", "tta", "epochs", "val_size")} == {
-        "optimizer": "muon", "augment": "alt_flip+translate2", "tta": "mirror+translate", "epochs": 2, "val_size": 5000}
+        "optimizer": "muon",
+        "augment": "alt_flip+translate2",
+        "tta": "mirror+translate",
+        "epochs": 2,
+        "val_size": 5000,
+    }
     for arm, change in A.ARMS.items():
         if change is None:
             continue
@@ -62,7 +80,7 @@ def test_every_arm_is_the_full_recipe_with_its_own_change_only():
         differs = {k for k in full if config[k] != full[k]}
         assert differs and differs <= set(change), arm  # SGD's momentum and Nesterov are the recipe's own
         assert config["seed"] == 3
-    sgd = A.arm_config(budget, "SGD instead of Muon", 1)
+    sgd = A.arm_config(budget, A.SGD_ARM, 1)
     assert sgd.optimizer == "sgd" and sgd.lr == RECIPES["fast10"]["lr"] and sgd.lr_per_1024
     assert sgd.model_kwargs["head_scale"] == 1 / 9 and sgd.model_kwargs["widths"] == [32, 64, 128]
 
@@ -82,21 +100,23 @@ def test_the_runs_to_train_pair_every_arm_with_the_full_recipe_on_the_same_seeds
 def test_a_run_is_reused_from_its_records_alone_and_rerun_trains_it_again(data, tmp_path):
     store, config = tmp_path / "runs", A.arm_config(tiny_budget(), A.FULL, seed=1)
     folder = E.run_folder(store, config)
-    assert folder.name == E.config_digest(config) and folder != E.run_folder(store, A.arm_config(tiny_budget(), A.FULL, 2))
+    assert folder.name == E.config_digest(config) and folder != E.run_folder(
+        store, A.arm_config(tiny_budget(), A.FULL, 2)
+    )
     first = E.train_runs([config], store, data)
-    assert not first["reused"].any() and (folder / runs.CHECKPOINT).is_file()
+    assert not first["reused"].any() and (folder / run_files.CHECKPOINT).is_file()
     assert math.isfinite(first["val_accuracy_no_tta"].iloc[0])  # what test-time augmentation adds is recorded
     # A fresh clone holds the records (config, history, metrics) and no weights: nothing is trained.
-    (folder / runs.CHECKPOINT).unlink()
+    (folder / run_files.CHECKPOINT).unlink()
     again = E.train_runs([config], store, data)
-    assert again["reused"].all() and not (folder / runs.CHECKPOINT).exists()
+    assert again["reused"].all() and not (folder / run_files.CHECKPOINT).exists()
     assert again["val_accuracy"].iloc[0] == first["val_accuracy"].iloc[0]
     rerun = E.train_runs([config], store, data, rerun=True)
-    assert not rerun["reused"].any() and (folder / runs.CHECKPOINT).is_file()
+    assert not rerun["reused"].any() and (folder / run_files.CHECKPOINT).is_file()
     # Records of another configuration in the folder are not this run's.
-    (folder / runs.CHECKPOINT).unlink()
-    saved = json.loads((folder / runs.CONFIG).read_text())
-    (folder / runs.CONFIG).write_text(json.dumps({**saved, "lr": 0.5}))
+    (folder / run_files.CHECKPOINT).unlink()
+    saved = json.loads((folder / run_files.CONFIG).read_text())
+    (folder / run_files.CONFIG).write_text(json.dumps({**saved, "lr": 0.5}))
     assert E.reusable_record(config, folder) is None
     assert not E.train_runs([config], store, data)["reused"].any()
 
@@ -104,22 +124,22 @@ def test_a_run_is_reused_from_its_records_alone_and_rerun_trains_it_again(data, 
 def test_records_made_where_auto_meant_another_precision_are_reused_and_labelled(data, tmp_path, monkeypatch):
     """A clone's records were made where "auto" meant bf16; where it means fp32 they are found and reused as they
     are (their rows name bf16 and the CPU), the test result too; rerun trains at this machine's precision."""
-    from cifar_utils import hardware
+    from cifar_utils.core import cpu
 
     store = tmp_path / "runs"
     config = A.arm_config(E.budget(smoke=True, train_subset=100, val_size=100, device="cpu"), A.FULL, seed=1)
     assert config.precision == "auto"
-    monkeypatch.setenv(hardware.PRECISION_ENV, "fp16")  # "another machine": fp16 autocast runs on every CPU
+    monkeypatch.setenv(cpu.PRECISION_ENV, "fp16")  # "another machine": fp16 autocast runs on every CPU
     made = E.train_runs([config], store, data)
     E.test_results([config], store, data, log=lambda *_: None)
     fp16_folder = E.run_folder(store, config)
-    (fp16_folder / runs.CHECKPOINT).unlink()  # as committed: records only
-    monkeypatch.setenv(hardware.PRECISION_ENV, "fp32")  # this machine
+    (fp16_folder / run_files.CHECKPOINT).unlink()  # as committed: records only
+    monkeypatch.setenv(cpu.PRECISION_ENV, "fp32")  # this machine
     assert E.run_folder(store, config) != fp16_folder  # runs at different precisions never share a folder
     assert E.reusable_run(store, config)[0] == fp16_folder
     again = E.train_runs([config], store, data)
     assert again["reused"].all() and again["run"].iloc[0] == fp16_folder.name
-    assert again["trained_precision"].iloc[0] == "fp16" and again["trained_on"].iloc[0] == hardware.cpu_model()
+    assert again["trained_precision"].iloc[0] == "fp16" and again["trained_on"].iloc[0] == cpu.cpu_model()
     assert again["val_accuracy"].iloc[0] == made["val_accuracy"].iloc[0]
     assert "1 in fp16" in E.provenance_line(again)
     assert E.record_test(config, store, data, log=lambda *_: None)["run"] == fp16_folder.name
@@ -145,22 +165,28 @@ def test_the_test_set_is_read_once_at_the_end_and_kept_in_the_records(data, tmp_
     frame = E.train_runs([config], store, data)
     assert not any(c.startswith("test_") for c in frame.columns)
     folder = E.run_folder(store, config)
-    assert runs.read_json(folder / runs.METRICS)["test_accuracy"] is None  # training never looked at it
+    assert run_files.read_json(folder / run_files.METRICS)["test_accuracy"] is None  # training never looked at it
     lines = []
     first = E.test_results([config], store, data, log=lines.append)
     assert len(lines) == 1 and first["test_images"].iloc[0] == len(data.test_labels)
-    (folder / runs.CHECKPOINT).unlink()  # a clone: the result comes from metrics.json
+    (folder / run_files.CHECKPOINT).unlink()  # a clone: the result comes from metrics.json
     assert E.test_results([config], store, data, log=lines.append).equals(first) and len(lines) == 1
     other = A.arm_config(tiny_budget(), A.FULL, seed=2)
     E.train_runs([other], store, data)
-    (E.run_folder(store, other) / runs.CHECKPOINT).unlink()
+    (E.run_folder(store, other) / run_files.CHECKPOINT).unlink()
     with pytest.raises(CifarError, match="without a test result and without its weights.*RERUN=True"):
         E.record_test(other, store, data)
 
 
 def test_no_tta_is_scored_from_the_full_recipes_runs():
-    frame = pd.DataFrame({"arm": [A.FULL, A.FULL, "augment none", "augment none"], "seed": [1, 2, 1, 2],
-                          "val_accuracy": [0.9, 0.91, 0.8, 0.82], "val_accuracy_no_tta": [0.88, 0.9, 0.79, 0.8]})
+    frame = pd.DataFrame(
+        {
+            "arm": [A.FULL, A.FULL, "augment none", "augment none"],
+            "seed": [1, 2, 1, 2],
+            "val_accuracy": [0.9, 0.91, 0.8, 0.82],
+            "val_accuracy_no_tta": [0.88, 0.9, 0.79, 0.8],
+        }
+    )
     values = A.scores(frame, ["augment none", A.NO_TTA])
     assert values[values["arm"] == A.NO_TTA]["val_accuracy"].tolist() == [0.88, 0.9]
     assert len(values) == 6
@@ -187,10 +213,15 @@ def test_auto_picks_the_seeds_that_detect_the_target_and_says_when_the_cap_binds
     assert flat.n == 3 and math.isnan(flat.detectable) and "did not vary" in flat.sentences()[1]
 
 
-@pytest.mark.parametrize("args, message", [
-    (("auto", 20, 1), "PILOT_SEEDS and MAX_SEEDS"), (("auto", 2, 3), "PILOT_SEEDS and MAX_SEEDS"),
-    ((1, 20, 3), "N_SEEDS must be 'auto' or a whole number of at least 2"), (("many", 20, 3), "N_SEEDS"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("auto", 20, 1), "PILOT_SEEDS and MAX_SEEDS"),
+        (("auto", 2, 3), "PILOT_SEEDS and MAX_SEEDS"),
+        ((1, 20, 3), "N_SEEDS must be 'auto' or a whole number of at least 2"),
+        (("many", 20, 3), "N_SEEDS"),
+    ],
+)
 def test_bad_seed_settings_are_refused_with_the_parameter_named(args, message):
     with pytest.raises(ConfigError, match=message):
         A.seed_settings(False, *args)
@@ -206,8 +237,13 @@ def test_search_settings_resolve_and_refuse():
 
 
 def test_the_choice_is_made_on_validation_and_skips_a_configuration_that_diverged():
-    frame = pd.DataFrame({"configuration": ["recipe"] * 2 + ["trial 3"] * 2 + ["trial 7"] * 2, "seed": [1, 2] * 3,
-                          "val_accuracy": [0.90, 0.91, 0.92, 0.93, 0.99, math.nan]})
+    frame = pd.DataFrame(
+        {
+            "configuration": ["recipe"] * 2 + ["trial 3"] * 2 + ["trial 7"] * 2,
+            "seed": [1, 2] * 3,
+            "val_accuracy": [0.90, 0.91, 0.92, 0.93, 0.99, math.nan],
+        }
+    )
     assert E.choose_by_validation(frame, "configuration") == "trial 3"
     assert E.validation_table(frame, "configuration").loc["trial 7", "diverged"] == 1
     with pytest.raises(ConfigError, match="validation only"):
@@ -216,9 +252,15 @@ def test_the_choice_is_made_on_validation_and_skips_a_configuration_that_diverge
 
 def test_the_trials_figure_keeps_a_broken_trial_from_flattening_the_rest():
     values = [0.90, 0.91, 0.905, 0.10, 0.915, 0.912]
-    trials = pd.DataFrame({"state": ["COMPLETE"] * 6 + ["FAIL", "PRUNED"], "value": values + [math.nan, math.nan],
-                           "last_value": values + [math.nan, 0.85]}, index=pd.RangeIndex(8, name="number"))
-    fig = plots.plot_trials(trials)
+    trials = pd.DataFrame(
+        {
+            "state": ["COMPLETE"] * 6 + ["FAIL", "PRUNED"],
+            "value": values + [math.nan, math.nan],
+            "last_value": values + [math.nan, 0.85],
+        },
+        index=pd.RangeIndex(8, name="number"),
+    )
+    fig = figures.plot_trials(trials)
     bottom, top = fig.axes[0].get_ylim()
     assert 10 < bottom < 85 and top > 91.5  # the trial at 10% sits on the edge, the pruned one at 85% is shown
     labels = fig.axes[0].get_legend_handles_labels()[1]
@@ -226,9 +268,14 @@ def test_the_trials_figure_keeps_a_broken_trial_from_flattening_the_rest():
 
 
 def test_the_forest_plot_has_a_line_at_zero_and_one_row_per_arm():
-    frame = pd.DataFrame([{"arm": a, "seed": s, "val_accuracy": v + 0.001 * s * (a == "b")}
-                          for a, v in (("full", 0.9), ("b", 0.88), ("c", 0.9)) for s in (1, 2, 3)])
-    fig = plots.plot_forest(compare_arms(frame, "arm", "full", value="val_accuracy"), "full", margin=0.01)
+    frame = pd.DataFrame(
+        [
+            {"arm": a, "seed": s, "val_accuracy": v + 0.001 * s * (a == "b")}
+            for a, v in (("full", 0.9), ("b", 0.88), ("c", 0.9))
+            for s in (1, 2, 3)
+        ]
+    )
+    fig = figures.plot_forest(compare_arms(frame, "arm", "full", value="val_accuracy"), "full", margin=0.01)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["c", "b"]
     assert any(line.get_xdata()[0] == 0 and line.get_xdata()[1] == 0 for line in ax.get_lines())
@@ -238,5 +285,8 @@ def test_a_changed_search_gets_a_study_of_its_own():
     base = E.base_config(tiny_budget())
     name = S.default_name(base, S.SearchSpace(), 10)
     assert name == S.default_name(base, S.SearchSpace(), 10) and name.startswith("fast-search-")
-    assert name != S.default_name(base, S.SearchSpace(), 11) != S.default_name(base.__class__.from_dict(
-        {**base.to_dict(), "epochs": 2}), S.SearchSpace(), 10)
+    assert (
+        name
+        != S.default_name(base, S.SearchSpace(), 11)
+        != S.default_name(base.__class__.from_dict({**base.to_dict(), "epochs": 2}), S.SearchSpace(), 10)
+    )

@@ -1,11 +1,12 @@
 """Grad-CAM and saliency on models whose answer is known: a logit that sees only one region of the image."""
+
 import pytest
 import torch
 from torch import nn
 
-from cifar_utils import explain as X
+from cifar_utils.analysis import explanations as X
+from cifar_utils.core.models import build_model
 from cifar_utils.errors import ConfigError
-from cifar_utils.models import build_model
 
 
 class _Region(nn.Module):
@@ -25,8 +26,14 @@ def _region_model(region, seed=0):
     """Every logit depends on the pixels of `region` only; class 3's head weights are positive, so its
     Grad-CAM is positive wherever the (non-negative) features are."""
     torch.manual_seed(seed)
-    model = nn.Sequential(_Region(*region), nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    model = nn.Sequential(
+        _Region(*region),
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
     with torch.no_grad():
         model[-1].weight[3] = torch.rand(8) + 0.1
     return model
@@ -35,7 +42,7 @@ def _region_model(region, seed=0):
 def _inside(region, margin=0):
     r0, r1, c0, c1 = region
     mask = torch.zeros(32, 32, dtype=torch.bool)
-    mask[max(0, r0 - margin):r1 + margin, max(0, c0 - margin):c1 + margin] = True
+    mask[max(0, r0 - margin) : r1 + margin, max(0, c0 - margin) : c1 + margin] = True
     return mask
 
 
@@ -67,7 +74,11 @@ def test_grad_cam_concentrates_on_the_region(region):
 def test_maps_follow_the_region_when_it_moves():
     """The same check must fail for the wrong region: the maps are not just centred blobs."""
     a, b = (4, 12, 20, 28), (18, 30, 2, 10)
-    cams = X.grad_cam(_region_model(a), torch.randint(1, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)), 3)
+    cams = X.grad_cam(
+        _region_model(a),
+        torch.randint(1, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)),
+        3,
+    )
     assert cams[:, _inside(b, margin=2)].sum() == 0
 
 

@@ -1,17 +1,18 @@
 """The fast recipe: whitening, alternating flip, weight averaging, TTA, the fast net, fit and resume."""
+
 import json
 
 import pytest
 import torch
 
-from cifar_utils import augment, fastnet, optim
-from cifar_utils.config import TrainConfig, recipe_config
-from cifar_utils.data import load_cifar10
+from cifar_utils.core import augment, fastnet, optim
+from cifar_utils.core.config import TrainConfig, recipe_config
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.core.evaluation import evaluate
+from cifar_utils.core.models import build_model
+from cifar_utils.core.optim import lr_factor, make_optimizer, param_groups
 from cifar_utils.errors import TrainingInterrupted
-from cifar_utils.inference import evaluate
-from cifar_utils.models import build_model
-from cifar_utils.optim import lr_factor, make_optimizer, param_groups
-from cifar_utils.training import fit
+from cifar_utils.runs.training import fit
 
 NARROW = {"widths": [16, 32, 32]}  # the fast net's structure at a fraction of its FLOPs
 
@@ -143,10 +144,17 @@ def test_warmup_fraction_then_linear_decay():
 
 
 def _fast(recipe="fast", **kw):
-    from cifar_utils.config import RECIPES
+    from cifar_utils.core.config import RECIPES
 
-    base = dict(epochs=1, batch_size=64, val_size=50, device="cpu", precision="fp32", eval_batch_size=200,
-                model_kwargs={**RECIPES[recipe].get("model_kwargs", {}), **NARROW})
+    base = dict(
+        epochs=1,
+        batch_size=64,
+        val_size=50,
+        device="cpu",
+        precision="fp32",
+        eval_batch_size=200,
+        model_kwargs={**RECIPES[recipe].get("model_kwargs", {}), **NARROW},
+    )
     return recipe_config(recipe, **{**base, **kw})
 
 
@@ -162,7 +170,7 @@ def test_fast_recipe_smoke_fit(tiny, recipe):
 
 @pytest.mark.parametrize("recipe", ["fast", "fast10"])
 def test_fast_recipe_trains_on_all_images_and_resumes_exactly(tiny, tmp_path, monkeypatch, recipe):
-    import cifar_utils.training as T
+    import cifar_utils.runs.training as T
 
     # 4 steps an epoch: the lookahead update at step 5 needs the averager state restored from epoch 1 (fast10);
     # Muon's and SGD's momentum buffers and the whitening bias's own schedule must survive it too (fast).
@@ -220,8 +228,13 @@ def test_muon_sgd_matches_torch_sgd_on_its_sgd_groups():
     torch.manual_seed(0)
     a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
     b.load_state_dict(a.state_dict())
-    ours = optim.MuonSGD([{"params": list(a.parameters()), "weight_decay": 0.1}], lr=0.05, momentum=0.85,
-                         nesterov=True, muon_momentum=0.6)
+    ours = optim.MuonSGD(
+        [{"params": list(a.parameters()), "weight_decay": 0.1}],
+        lr=0.05,
+        momentum=0.85,
+        nesterov=True,
+        muon_momentum=0.6,
+    )
     reference = torch.optim.SGD(b.parameters(), lr=0.05, momentum=0.85, nesterov=True, weight_decay=0.1)
     for step in range(4):
         x = torch.randn(8, 4)
@@ -234,12 +247,18 @@ def test_muon_sgd_matches_torch_sgd_on_its_sgd_groups():
 
 def test_muon_step_renormalises_the_filter_and_moves_it_by_lr_along_an_orthogonal_update():
     conv = torch.nn.Conv2d(4, 8, 3, bias=False)
-    opt = optim.MuonSGD([{"params": [conv.weight], "muon": True}], lr=0.1, momentum=0.85, nesterov=True,
-                        muon_momentum=0.6, ns_dtype=torch.float32)
+    opt = optim.MuonSGD(
+        [{"params": [conv.weight], "muon": True}],
+        lr=0.1,
+        momentum=0.85,
+        nesterov=True,
+        muon_momentum=0.6,
+        ns_dtype=torch.float32,
+    )
     conv.weight.grad = torch.randn_like(conv.weight)
     before = conv.weight.detach().clone()
     opt.step()
-    renormalised = before * (8 ** 0.5 / before.norm())
+    renormalised = before * (8**0.5 / before.norm())
     step = (renormalised - conv.weight.detach()).reshape(8, -1) / 0.1
     assert 0.5 < torch.linalg.svdvals(step).min() and torch.linalg.svdvals(step).max() < 1.3
     assert "momentum_buffer" in opt.state_dict()["state"][0]  # checkpointed with the run
@@ -262,7 +281,7 @@ def test_the_whitening_bias_trains_only_for_its_first_epochs():
 
 
 def test_without_whitening_the_first_conv_is_trained_from_a_random_start_not_fitted():
-    from cifar_utils.fastnet import FastNet
+    from cifar_utils.core.fastnet import FastNet
 
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     mean, std = torch.full((3,), 120.0), torch.full((3,), 60.0)

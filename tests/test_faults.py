@@ -5,6 +5,7 @@ The two-writer and SIGKILL tests run the real CLI in child processes and stop th
 optimizer step with CIFAR_PAUSE_AT (see training._wait_for_a_signal): the child stands still there
 and touches a marker file; deleting the marker lets it go on.
 """
+
 import errno
 import os
 import re
@@ -16,20 +17,31 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from cifar_utils import atomic, locks, runs
-from cifar_utils import report as R
 from cifar_utils.cli import main
-from cifar_utils.config import TrainConfig
-from cifar_utils.data import load_cifar10
+from cifar_utils.core.config import TrainConfig
+from cifar_utils.core.data import load_cifar10
 from cifar_utils.errors import DiskError, FolderBusy, TrainingInterrupted
-from cifar_utils.training import PAUSE_ENV, fit
+from cifar_utils.report import runner as R
+from cifar_utils.runs import atomic, locks, run_files
+from cifar_utils.runs.training import PAUSE_ENV, fit
 
 REPO = Path(__file__).resolve().parent.parent
 # 100 training images in batches of 50: two optimizer steps an epoch, a pause point after the first.
-TINY = ["--batch-size", "50", "--subset", "100", "--val-size", "100", "--device", "cpu", "--precision", "fp32",
-        "--no-progress", "--no-verify"]
+TINY = [
+    "--batch-size",
+    "50",
+    "--subset",
+    "100",
+    "--val-size",
+    "100",
+    "--device",
+    "cpu",
+    "--precision",
+    "fp32",
+    "--no-progress",
+    "--no-verify",
+]
 # One thread (the test machine's 2 cores are shared); unbuffered, so that a test can read what a child printed.
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -41,7 +53,18 @@ def _one_thread(one_torch_thread):
 
 def _train_cmd(root, run, *extra) -> list[str]:
     bootstrap = "import sys; from cifar_utils.cli import main; sys.exit(main())"
-    return [sys.executable, "-c", bootstrap, "train", "--data-root", str(root), "--out", str(run), *TINY, *map(str, extra)]
+    return [
+        sys.executable,
+        "-c",
+        bootstrap,
+        "train",
+        "--data-root",
+        str(root),
+        "--out",
+        str(run),
+        *TINY,
+        *map(str, extra),
+    ]
 
 
 def _start(cmd, pause_at: str | None = None, marker: Path | None = None, stdout=subprocess.PIPE) -> subprocess.Popen:
@@ -82,9 +105,14 @@ def dataset(synthetic_root):
 def old_run(dataset, tmp_path) -> Path:
     """A finished one-epoch run with notebook 03's analysis.json, the run an --overwrite must not lose early."""
     run = tmp_path / "runs" / "run"
-    fit(TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu", precision="fp32"),
-        dataset=dataset, run_dir=run, progress=False, log=lambda *_: None)
-    runs.write_analysis(run, {"test_accuracy": 0.123, "test_loss": 9.0, "test_images": 100})
+    fit(
+        TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu", precision="fp32"),
+        dataset=dataset,
+        run_dir=run,
+        progress=False,
+        log=lambda *_: None,
+    )
+    run_files.write_analysis(run, {"test_accuracy": 0.123, "test_loss": 9.0, "test_images": 100})
     return run
 
 
@@ -96,55 +124,67 @@ def test_two_writers_at_once_one_wins_the_other_gets_one_line_and_a_waiter_follo
     run, marker = tmp_path / "runs" / "run", tmp_path / "paused"
     first, second = (_start(_train_cmd(synthetic_root, run, "--epochs", "2"), "1:1", marker) for _ in range(2))
     # Whichever locks the folder first stands still after its first step, holding the lock; the other must be refused.
-    _wait_for(lambda: marker.exists() and (first.poll() is not None or second.poll() is not None),
-              "one writer to stand still and the other to stop")
+    _wait_for(
+        lambda: marker.exists() and (first.poll() is not None or second.poll() is not None),
+        "one writer to stand still and the other to stop",
+    )
     winner, loser = (first, second) if second.poll() is not None else (second, first)
     out, err = loser.communicate(timeout=60)
     assert loser.returncode == 2
     line = _one_error_line(err)
     assert line.startswith(f"error: run folder {run} is being written by another process (PID {winner.pid}: ")
     assert f"train --data-root {synthetic_root} --out {run}" in line
-    assert line.endswith("; wait until it finishes, add --wait (wait=True in Python) to start when it does, "
-                         "or write elsewhere")
+    assert line.endswith(
+        "; wait until it finishes, add --wait (wait=True in Python) to start when it does, or write elsewhere"
+    )
 
     # A third writer with --wait queues behind the winner, then replaces its run.
     log = tmp_path / "waiter.out"
     with open(log, "w") as stdout:
-        waiter = _start(_train_cmd(synthetic_root, run, "--epochs", "1", "--seed", "7", "--wait", "--overwrite"),
-                        stdout=stdout)
+        waiter = _start(
+            _train_cmd(synthetic_root, run, "--epochs", "1", "--seed", "7", "--wait", "--overwrite"), stdout=stdout
+        )
         _wait_for(lambda: "waiting for" in log.read_text(), "the waiter to wait", procs=[waiter, winner])
         assert f"waiting for PID {winner.pid}: " in log.read_text() and winner.poll() is None
         marker.unlink()  # the winner goes on and finishes
         assert winner.wait(timeout=240) == 0, winner.communicate()
         assert waiter.wait(timeout=240) == 0, waiter.communicate()
 
-    finished = runs.load_run(run)
+    finished = run_files.load_run(run)
     assert finished.config.seed == 7 and len(finished.history) == 1 and finished.metrics["epochs"] == 1
-    assert len(runs.read_history(run / runs.HISTORY)) == 1
+    assert len(run_files.read_history(run / run_files.HISTORY)) == 1
     assert not list(run.glob(".*.tmp")) and _beside(run) == []
 
 
 def test_a_held_run_folder_or_report_is_refused_in_process_with_the_holders_pid(dataset, tmp_path, synthetic_root):
     """fit (a notebook) and run_report meet the same lock as the CLI; the holder here is a plain child process."""
     run, out, ready = tmp_path / "out" / "runs" / "seed-seed_cnn-seed0-smoke", tmp_path / "out", tmp_path / "ready"
-    holder_code = ("import sys, time, types\n"
-                   f"package = types.ModuleType('cifar_utils'); package.__path__ = [{str(REPO / 'cifar_utils')!r}]\n"
-                   "sys.modules['cifar_utils'] = package\n"
-                   "from cifar_utils import locks\n"
-                   f"with locks.held(locks.beside({str(run)!r}), 'x'):\n"
-                   f"    open({str(ready)!r}, 'w').close(); time.sleep(120)\n")
+    holder_code = (
+        "import sys, time, types\n"
+        f"package = types.ModuleType('cifar_utils'); package.__path__ = [{str(REPO / 'cifar_utils')!r}]\n"
+        "sys.modules['cifar_utils'] = package\n"
+        "from cifar_utils import locks\n"
+        f"with locks.held(locks.beside({str(run)!r}), 'x'):\n"
+        f"    open({str(ready)!r}, 'w').close(); time.sleep(120)\n"
+    )
     (tmp_path / "holder.py").write_text(holder_code)
     holder = subprocess.Popen([sys.executable, str(tmp_path / "holder.py"), "--holder-flag"])
     try:
         _wait_for(ready.exists, "the holder to lock", procs=[holder])
         config = TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu")
-        with pytest.raises(FolderBusy, match=rf"run folder {re.escape(str(run))} is being written by another process "
-                                             rf"\(PID {holder.pid}: \S*python\S* \S*holder.py --holder-flag\); wait until it finishes, add --wait"):
+        with pytest.raises(
+            FolderBusy,
+            match=rf"run folder {re.escape(str(run))} is being written by another process "
+            rf"\(PID {holder.pid}: \S*python\S* \S*holder.py --holder-flag\); wait until it finishes, add --wait",
+        ):
             fit(config, dataset=dataset, run_dir=run, progress=False)
         assert not run.exists()  # refused before anything was written
-        # The report trains that very run folder, so it is refused too, before any notebook runs.
-        with pytest.raises(FolderBusy, match=rf"run folder {re.escape(str(run))} is being written by another process "
-                                             rf"\(PID {holder.pid}"):
+        # The report trains that very run folder, so it is refused too, before any notebook run_files.
+        with pytest.raises(
+            FolderBusy,
+            match=rf"run folder {re.escape(str(run))} is being written by another process "
+            rf"\(PID {holder.pid}",
+        ):
             R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, experiments=False, log=None)
         assert not list(out.glob(".report-staging-*"))
     finally:
@@ -152,7 +192,7 @@ def test_a_held_run_folder_or_report_is_refused_in_process_with_the_holders_pid(
         holder.wait()
     # SIGKILL released the lock: the same call now goes through.
     fit(config, dataset=dataset, run_dir=run, progress=False, log=lambda *_: None)
-    assert runs.load_run(run).history
+    assert run_files.load_run(run).history
 
 
 def test_a_second_report_on_the_same_folder_is_refused(tmp_path, synthetic_root):
@@ -160,8 +200,11 @@ def test_a_second_report_on_the_same_folder_is_refused(tmp_path, synthetic_root)
     out = tmp_path / "out"
     out.mkdir()
     with locks.held(out / locks.REPORT_LOCK, "report"):
-        with pytest.raises(FolderBusy, match=rf"^report folder {re.escape(str(out))} is being written by another "
-                                             rf"process \(PID {os.getpid()}: "):
+        with pytest.raises(
+            FolderBusy,
+            match=rf"^report folder {re.escape(str(out))} is being written by another "
+            rf"process \(PID {os.getpid()}: ",
+        ):
             R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, experiments=False, log=None)
         assert not list(out.glob(".report-staging-*"))
     assert (out / locks.REPORT_LOCK).read_text() == ""  # released: it names nobody
@@ -177,19 +220,35 @@ def test_sigkill_during_overwrite_keeps_the_old_run_whole(synthetic_root, old_ru
     proc = _start(_train_cmd(synthetic_root, old_run, "--epochs", "1", "--seed", "5", "--overwrite"), "1:1", marker)
     _wait_for(marker.exists, "the overwrite to stand inside its first epoch", procs=[proc])
     staged = [name for name in _beside(old_run) if name.startswith(f".{old_run.name}.staging-pid{proc.pid}-")]
-    assert len(staged) == 1 and (old_run.parent / staged[0] / runs.CONFIG).is_file()  # the new run, beside
+    assert len(staged) == 1 and (old_run.parent / staged[0] / run_files.CONFIG).is_file()  # the new run, beside
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
 
     assert _files(old_run) == before  # every byte, analysis.json included
-    loaded = runs.load_run(old_run)
+    loaded = run_files.load_run(old_run)
     assert loaded.config.seed == 0 and len(loaded.history) == 1 and loaded.metrics["test_accuracy"] is not None
-    assert runs.list_runs(old_run.parent) == [old_run]  # the killed writer's staging folder is not a run
+    assert run_files.list_runs(old_run.parent) == [old_run]  # the killed writer's staging folder is not a run
     # The next writer sweeps up what the killed one left, and replaces the run.
-    assert main(["train", "--data-root", str(synthetic_root), "--out", str(old_run), *TINY, "--epochs", "1",
-                 "--seed", "5", "--overwrite"]) == 0
-    assert runs.load_run(old_run).config.seed == 5
-    assert not (old_run / runs.ANALYSIS).exists() and _beside(old_run) == []
+    assert (
+        main(
+            [
+                "train",
+                "--data-root",
+                str(synthetic_root),
+                "--out",
+                str(old_run),
+                *TINY,
+                "--epochs",
+                "1",
+                "--seed",
+                "5",
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
+    assert run_files.load_run(old_run).config.seed == 5
+    assert not (old_run / run_files.ANALYSIS).exists() and _beside(old_run) == []
 
 
 @pytest.mark.slow
@@ -202,12 +261,14 @@ def test_after_the_first_checkpoint_nothing_of_the_old_run_survives(synthetic_ro
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
 
-    assert sorted(p.name for p in old_run.iterdir()) == [runs.CONFIG, runs.HISTORY, runs.CHECKPOINT]
-    assert runs.read_json(old_run / runs.CONFIG)["seed"] == 5 and _beside(old_run) == []
-    assert len(runs.resume_checkpoint(old_run)["history"]) == 1
-    assert main(["train", "--resume", str(old_run), "--data-root", str(synthetic_root), "--no-verify",
-                 "--no-progress"]) == 0
-    assert len(runs.load_run(old_run).history) == 2
+    assert sorted(p.name for p in old_run.iterdir()) == [run_files.CONFIG, run_files.HISTORY, run_files.CHECKPOINT]
+    assert run_files.read_json(old_run / run_files.CONFIG)["seed"] == 5 and _beside(old_run) == []
+    assert len(run_files.resume_checkpoint(old_run)["history"]) == 1
+    assert (
+        main(["train", "--resume", str(old_run), "--data-root", str(synthetic_root), "--no-verify", "--no-progress"])
+        == 0
+    )
+    assert len(run_files.load_run(old_run).history) == 2
 
 
 def test_ctrl_c_before_the_first_checkpoint_of_an_overwrite_keeps_the_old_run(dataset, old_run):
@@ -220,15 +281,16 @@ def test_ctrl_c_before_the_first_checkpoint_of_an_overwrite_keeps_the_old_run(da
     with pytest.raises(TrainingInterrupted, match="before its first checkpoint, so there is nothing to resume"):
         fit(config, dataset=dataset, run_dir=old_run, overwrite=True, progress=False, log=ctrl_c)
     assert _files(old_run) == before and _beside(old_run) == []
-    assert runs.load_run(old_run).config.seed == 0
+    assert run_files.load_run(old_run).config.seed == 0
 
 
 def test_overwrite_in_process_replaces_every_file(dataset, old_run):
     config = TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu", seed=3)
     fit(config, dataset=dataset, run_dir=old_run, overwrite=True, progress=False, log=lambda *_: None)
     assert sorted(p.name for p in old_run.iterdir()) == sorted(
-        [runs.CONFIG, runs.HISTORY, runs.CHECKPOINT, runs.METRICS, runs.CURVES])
-    assert runs.load_run(old_run).config.seed == 3 and _beside(old_run) == []
+        [run_files.CONFIG, run_files.HISTORY, run_files.CHECKPOINT, run_files.METRICS, run_files.CURVES]
+    )
+    assert run_files.load_run(old_run).config.seed == 3 and _beside(old_run) == []
 
 
 # ----------------------------------------------------------------------------- temporary files are per writer
@@ -239,8 +301,12 @@ def test_cleanup_never_deletes_a_live_writers_temporary_file(tmp_path):
     dead_pid = int(dead.stdout)  # finished and reaped: no such process now
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        names = {"mine": f".model.pt.pid{os.getpid()}.abc123.tmp", "live": f".history.csv.pid{live.pid}.x_9.tmp",
-                 "dead": f".model.pt.pid{dead_pid}.q1w2.tmp", "old": ".metrics.json.k3j4h5.tmp"}
+        names = {
+            "mine": f".model.pt.pid{os.getpid()}.abc123.tmp",
+            "live": f".history.csv.pid{live.pid}.x_9.tmp",
+            "dead": f".model.pt.pid{dead_pid}.q1w2.tmp",
+            "old": ".metrics.json.k3j4h5.tmp",
+        }
         for name in names.values():
             (tmp_path / name).write_text("partial")
         removed = atomic.remove_temporaries(tmp_path)
@@ -286,6 +352,7 @@ def mounts():
 def _fill_checkpoints(monkeypatch):
     """Stand-in for a full disk where nothing can be mounted: every checkpoint write fails with ENOSPC,
     as it does on a real full disk (the small JSON files before it still fit)."""
+
     def full(self, data):
         self.error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         raise self.error
@@ -306,20 +373,32 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(synthetic_root,
     run = disk / "run"
     assert _train(synthetic_root, run) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert line == (f"error: cannot write {run / runs.CHECKPOINT}: no space left on the device (ENOSPC); "
-                    f"free some space or choose another --out")
+    assert line == (
+        f"error: cannot write {run / run_files.CHECKPOINT}: no space left on the device (ENOSPC); "
+        f"free some space or choose another --out"
+    )
     # config.json is whole; no temporary file, no truncated checkpoint.
-    assert sorted(p.name for p in run.iterdir()) == [runs.CONFIG] and runs.read_json(run / runs.CONFIG)["epochs"] == 1
+    assert (
+        sorted(p.name for p in run.iterdir()) == [run_files.CONFIG]
+        and run_files.read_json(run / run_files.CONFIG)["epochs"] == 1
+    )
 
 
-def test_an_overwrite_that_fills_the_disk_leaves_the_old_run(synthetic_root, dataset, tmp_path, mounts, monkeypatch, capsys):
+def test_an_overwrite_that_fills_the_disk_leaves_the_old_run(
+    synthetic_root, dataset, tmp_path, mounts, monkeypatch, capsys
+):
     """The old run fits on the disk, a second checkpoint beside it does not (or, without mount, the write is patched)."""
     disk = tmp_path / "disk"
     mounted = mounts(disk, "-t", "tmpfs", "-o", "size=2m", "tmpfs")
     disk.mkdir(exist_ok=True)
     run = disk / "run"
-    fit(TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu", precision="fp32"),
-        dataset=dataset, run_dir=run, progress=False, log=lambda *_: None)
+    fit(
+        TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu", precision="fp32"),
+        dataset=dataset,
+        run_dir=run,
+        progress=False,
+        log=lambda *_: None,
+    )
     if mounted:  # fill the disk up to ~0.3 MB: room for a config.json, not for a checkpoint
         free = shutil.disk_usage(disk).free
         (disk / "ballast").write_bytes(b"\0" * max(0, free - 300_000))
@@ -329,10 +408,12 @@ def test_an_overwrite_that_fills_the_disk_leaves_the_old_run(synthetic_root, dat
     assert _train(synthetic_root, run, "--overwrite", "--seed", "4") == 2
     line = _one_error_line(capsys.readouterr().err)
     assert line.startswith(f"error: cannot write {disk}/.run.staging-pid{os.getpid()}-")
-    assert line.endswith(f"/model.pt: no space left on the device (ENOSPC); free some space or choose another --out; "
-                         f"the run already in {run} is untouched (replacing a run needs room for both until the new "
-                         f"one's first checkpoint)")
-    assert _files(run) == before and runs.load_run(run).config.seed == 0
+    assert line.endswith(
+        f"/model.pt: no space left on the device (ENOSPC); free some space or choose another --out; "
+        f"the run already in {run} is untouched (replacing a run needs room for both until the new "
+        f"one's first checkpoint)"
+    )
+    assert _files(run) == before and run_files.load_run(run).config.seed == 0
     assert _beside(run) == (["ballast"] if mounted else [])
 
 
@@ -349,16 +430,18 @@ def _deny_writes_under(folder: Path, monkeypatch, code: int = errno.EACCES):
 
     real_open, real_mkdir, real_replace, real_rename = os.open, os.mkdir, os.replace, os.rename
     writing = os.O_CREAT | os.O_WRONLY | os.O_RDWR | os.O_TRUNC
-    monkeypatch.setattr(os, "open", lambda p, flags, *a, **k: deny(p) if inside(p) and flags & writing
-                        else real_open(p, flags, *a, **k))
+    monkeypatch.setattr(
+        os, "open", lambda p, flags, *a, **k: deny(p) if inside(p) and flags & writing else real_open(p, flags, *a, **k)
+    )
     monkeypatch.setattr(os, "mkdir", lambda p, *a, **k: deny(p) if inside(p) else real_mkdir(p, *a, **k))
     monkeypatch.setattr(os, "replace", lambda s, d, *a, **k: deny(d) if inside(d) else real_replace(s, d, *a, **k))
     monkeypatch.setattr(os, "rename", lambda s, d, *a, **k: deny(d) if inside(d) else real_rename(s, d, *a, **k))
 
 
 @pytest.mark.parametrize("how", ["read-only mount", "permission denied"])
-def test_a_folder_that_cannot_be_written_is_one_line_and_the_old_run_survives(how, synthetic_root, dataset, tmp_path,
-                                                                              mounts, monkeypatch, capsys):
+def test_a_folder_that_cannot_be_written_is_one_line_and_the_old_run_survives(
+    how, synthetic_root, dataset, tmp_path, mounts, monkeypatch, capsys
+):
     """`read-only mount`: a real tmpfs remounted read-only (root only; skipped elsewhere). `permission denied`:
     the os-level calls patched to raise EACCES, which chmod cannot produce for root."""
     folder = tmp_path / "outputs"
@@ -366,8 +449,13 @@ def test_a_folder_that_cannot_be_written_is_one_line_and_the_old_run_survives(ho
         pytest.skip("cannot mount a tmpfs here (not root, or no mount permission); the patched variant runs instead")
     folder.mkdir(exist_ok=True)
     old = folder / "runs" / "old"
-    fit(TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu", precision="fp32"),
-        dataset=dataset, run_dir=old, progress=False, log=lambda *_: None)
+    fit(
+        TrainConfig(epochs=1, batch_size=50, train_subset=100, val_size=100, device="cpu", precision="fp32"),
+        dataset=dataset,
+        run_dir=old,
+        progress=False,
+        log=lambda *_: None,
+    )
     before = _files(old)
     if how == "read-only mount":
         assert subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True).returncode == 0
@@ -383,7 +471,7 @@ def test_a_folder_that_cannot_be_written_is_one_line_and_the_old_run_survives(ho
     with pytest.raises(DiskError) as exc:
         R.run_report(folder / "report", smoke=True, data_root=synthetic_root, verify=False, experiments=False, log=None)
     assert str(exc.value) == f"cannot create {folder / 'report'}: {cause}"
-    assert _files(old) == before and runs.load_run(old).history
+    assert _files(old) == before and run_files.load_run(old).history
     assert sorted(p.name for p in runs_folder.iterdir()) == [".old.lock", "old"]
 
 
@@ -404,5 +492,6 @@ def test_an_os_error_no_module_named_is_still_one_line(monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "load_run", unreadable)
     assert main(["evaluate", "/runs/x"]) == 2
-    assert _one_error_line(capsys.readouterr().err) == ("error: /runs/x/model.pt: permission denied (EACCES); check the "
-                                                        "path, its permissions and its disk")
+    assert _one_error_line(capsys.readouterr().err) == (
+        "error: /runs/x/model.pt: permission denied (EACCES); check the path, its permissions and its disk"
+    )

@@ -1,15 +1,18 @@
 """What notebooks 02 and 03 say about a run: what the run did, its knobs, its conclusions, which runs to compare."""
+
 import pytest
 import torch
 
-from cifar_utils import findings, metrics as M, runs
 from cifar_utils import notebook as NB
-from cifar_utils import tables as T
-from cifar_utils.config import TrainConfig, recipe_config
-from cifar_utils.data import load_cifar10
+from cifar_utils.analysis import findings
+from cifar_utils.analysis import tables as T
+from cifar_utils.core import metrics as M
+from cifar_utils.core.config import TrainConfig, recipe_config
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.core.plots import curves_note, plot_curves
 from cifar_utils.errors import ConfigError, TrainingInterrupted
-from cifar_utils.plots import curves_note, plot_curves
-from cifar_utils.training import fit, fit_or_reuse
+from cifar_utils.runs import run_files
+from cifar_utils.runs.training import fit, fit_or_reuse
 
 CLASSES = ["plane", "car", "cat", "dog"]
 
@@ -25,8 +28,17 @@ def tiny(synthetic_root):
 
 
 def _config(**kw):
-    return TrainConfig(**{"epochs": 2, "batch_size": 50, "val_size": 50, "train_subset": 100, "device": "cpu",
-                          "precision": "fp32", **kw})
+    return TrainConfig(
+        **{
+            "epochs": 2,
+            "batch_size": 50,
+            "val_size": 50,
+            "train_subset": 100,
+            "device": "cpu",
+            "precision": "fp32",
+            **kw,
+        }
+    )
 
 
 def test_run_story_says_trained_reused_or_resumed_and_where(tiny, tmp_path):
@@ -38,8 +50,10 @@ def test_run_story_says_trained_reused_or_resumed_and_where(tiny, tmp_path):
     reused = fit_or_reuse(_config(), run_dir=tmp_path / "a", dataset=tiny, progress=False, log=quiet)
     story = NB.run_story(reused)
     commit = trained.metrics["provenance"]["git_commit"]
-    assert story.startswith(f"**Reused, not trained:** `{tmp_path / 'a'}` already held this configuration finished "
-                            f"(2 epochs), trained {trained.metrics['provenance']['date']}")
+    assert story.startswith(
+        f"**Reused, not trained:** `{tmp_path / 'a'}` already held this configuration finished "
+        f"(2 epochs), trained {trained.metrics['provenance']['date']}"
+    )
     assert f"commit {commit}" in story and "REUSE = False" in story
 
     def ctrl_c_in_epoch_2(line):
@@ -50,8 +64,10 @@ def test_run_story_says_trained_reused_or_resumed_and_where(tiny, tmp_path):
         fit(_config(), dataset=tiny, run_dir=tmp_path / "b", progress=False, log=ctrl_c_in_epoch_2)
     resumed = fit_or_reuse(_config(), run_dir=tmp_path / "b", dataset=tiny, progress=False, log=quiet, resume=True)
     assert resumed.resumed_after == 1 and not resumed.reused
-    assert NB.run_story(resumed).startswith(f"**Resumed:** `{tmp_path / 'b'}` held an interrupted run with 1 of 2 "
-                                            f"epochs finished; epochs 2–2 were trained now")
+    assert NB.run_story(resumed).startswith(
+        f"**Resumed:** `{tmp_path / 'b'}` held an interrupted run with 1 of 2 "
+        f"epochs finished; epochs 2–2 were trained now"
+    )
     fresh = fit(_config(epochs=1), dataset=tiny, progress=False, log=quiet)
     assert fresh.resumed_after is None and "memory (no run folder)" in NB.run_story(fresh)
 
@@ -71,18 +87,19 @@ def _confusion(rows):
 
 
 def test_findings_name_the_weakest_classes_and_the_largest_confusions():
-    confusion = _confusion([[90, 5, 3, 2],
-                            [2, 95, 2, 1],
-                            [1, 1, 60, 38],
-                            [2, 1, 17, 80]])
+    confusion = _confusion([[90, 5, 3, 2], [2, 95, 2, 1], [1, 1, 60, 38], [2, 1, 17, 80]])
     assert findings.weakest_classes_sentence(confusion, CLASSES) == (
         "The weakest classes are cat (recall 0.60, precision 0.73) and dog (recall 0.80, precision 0.66); "
-        "the strongest is car (recall 0.95).")
+        "the strongest is car (recall 0.95)."
+    )
     errors = 400 - (90 + 95 + 60 + 80)
     assert findings.confusion_sentence(confusion, CLASSES, k=2) == (
         f"The most frequent confusions: 38% of cat images are called dog; 17% of dog images are called cat. "
-        f"These 2 pairs make up {100 * 55 / errors:.0f}% of the {errors} errors.")
-    assert findings.confusion_sentence(torch.diag(torch.tensor([5, 5])), ["a", "b"]) == "No test image was misclassified."
+        f"These 2 pairs make up {100 * 55 / errors:.0f}% of the {errors} errors."
+    )
+    assert (
+        findings.confusion_sentence(torch.diag(torch.tensor([5, 5])), ["a", "b"]) == "No test image was misclassified."
+    )
 
 
 def test_calibration_verdict_follows_the_gap_between_confidence_and_accuracy():
@@ -103,7 +120,9 @@ def test_calibration_verdict_follows_the_gap_between_confidence_and_accuracy():
 def test_curves_explain_training_below_validation_only_when_it_happens():
     row = lambda e, tr, va: {"epoch": e, "train_loss": 1.0, "train_acc": tr, "val_loss": 1.0, "val_acc": va}  # noqa: E731
     history = [row(1, 0.50, 0.60), row(2, 0.62, 0.65), row(3, 0.70, 0.66)]
-    assert curves_note(history).startswith("Training accuracy lies below validation in epochs 1, 2: it is the running mean")
+    assert curves_note(history).startswith(
+        "Training accuracy lies below validation in epochs 1, 2: it is the running mean"
+    )
     assert curves_note([row(1, 0.7, 0.6)]) is None
     fig = plot_curves(history)
     assert any("running mean" in t.get_text() for t in fig.texts)
@@ -113,23 +132,25 @@ def test_filter_runs_keeps_matching_configs_and_refuses_unknown_fields(tmp_path)
     made = []
     for name, knobs in (("a", {"augment": "flip"}), ("b", {"augment": "none"}), ("c", {"augment": "flip", "lr": 0.01})):
         (tmp_path / name).mkdir()
-        runs.write_json(tmp_path / name / runs.CONFIG, TrainConfig(**knobs).to_dict())
+        run_files.write_json(tmp_path / name / run_files.CONFIG, TrainConfig(**knobs).to_dict())
         made.append(tmp_path / name)
-    assert runs.filter_runs(made, None) == made
-    assert [p.name for p in runs.filter_runs(made, {"augment": "flip"})] == ["a", "c"]
-    assert [p.name for p in runs.filter_runs(made, {"augment": ["flip", "none"], "lr": 0.001})] == ["a", "b"]
+    assert run_files.filter_runs(made, None) == made
+    assert [p.name for p in run_files.filter_runs(made, {"augment": "flip"})] == ["a", "c"]
+    assert [p.name for p in run_files.filter_runs(made, {"augment": ["flip", "none"], "lr": 0.001})] == ["a", "b"]
     with pytest.raises(ConfigError, match="cannot filter runs on colour: not a training knob"):
-        runs.filter_runs(made, {"colour": "red"})
+        run_files.filter_runs(made, {"colour": "red"})
     with pytest.raises(ConfigError, match="a run filter is a dict"):
-        runs.filter_runs(made, "flip")
+        run_files.filter_runs(made, "flip")
 
 
 def test_a_run_evaluated_in_another_precision_names_the_accuracy_its_record_holds():
     confusion = _confusion([[80, 20], [10, 90]])
     record = {"test_accuracy": 0.8502, "test_images": 200}
     replayed = findings.replay_sentence(record, "bf16", "fp32", 0.85, 200)
-    assert replayed == ("Evaluated here in fp32; the run's record, evaluated in bf16 where it was made, holds 85.02% "
-                        "on the same images (-0.02 points: the same weights, rounded differently).")
+    assert replayed == (
+        "Evaluated here in fp32; the run's record, evaluated in bf16 where it was made, holds 85.02% "
+        "on the same images (-0.02 points: the same weights, rounded differently)."
+    )
     bins = M.calibration_bins(torch.zeros(200, 2), torch.zeros(200).long(), 5)
     headline = findings.test_findings(confusion, ["a", "b"], bins, replayed)[0]
     assert headline.startswith("Test accuracy 85.00% on 200 images. Evaluated here in fp32;")

@@ -6,6 +6,7 @@ a timeout, so a hang or a crash fails one test instead of taking the suite down,
 with this CPU's own instruction set and, where the CPU has AVX2, with oneDNN capped at AVX2
 (ONEDNN_MAX_CPU_ISA), which dispatches the kernels an AVX2-only CPU runs, on any x86 machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,13 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from cifar_utils import architectures, hardware
-from cifar_utils.layout import GUARD_ENV, avoids_channels_last, guard_enabled
-from cifar_utils.models import available_models, build_model
+from cifar_utils.analysis import architecture_comparison
+from cifar_utils.core import cpu
+from cifar_utils.core.channels_last import GUARD_ENV, avoids_channels_last, guard_enabled
+from cifar_utils.core.models import available_models, build_model
 
 ROOT = Path(__file__).resolve().parent.parent
-ISAS = ["native"] + (["AVX2"] if "avx2" in hardware.cpu_flags() else [])
+ISAS = ["native"] + (["AVX2"] if "avx2" in cpu.cpu_flags() else [])
 TIMEOUT_S = 60  # a passing comparison takes seconds
 
 # Builds the model twice from one seed, contiguous and channels_last, gives both the same weights and the same
@@ -30,7 +32,7 @@ TIMEOUT_S = 60  # a passing comparison takes seconds
 CHILD = r"""
 import json, sys, torch
 from torch import nn
-from cifar_utils.models import build_model
+from cifar_utils.core.models import build_model
 name, kwargs = sys.argv[1], json.loads(sys.argv[2])
 torch.manual_seed(0)
 images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
@@ -61,21 +63,30 @@ TOLERANCE = 1e-2
 
 def _sizes():
     """Every registered model at its smoke size (notebook 07's: the sizes CI and smoke reports train)."""
-    missing = sorted(set(available_models()) - set(architectures.SMOKE_KWARGS))
-    assert not missing, f"no smoke size for {missing}: add them to architectures.SMOKE_KWARGS"
+    missing = sorted(set(available_models()) - set(architecture_comparison.SMOKE_KWARGS))
+    assert not missing, f"no smoke size for {missing}: add them to architecture_comparison.SMOKE_KWARGS"
     for name in available_models():
-        yield pytest.param(name, architectures.SMOKE_KWARGS[name], id=f"{name}-smoke")
+        yield pytest.param(name, architecture_comparison.SMOKE_KWARGS[name], id=f"{name}-smoke")
 
 
 def _run(name: str, kwargs: dict, isa: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-           "OMP_NUM_THREADS": "2", **(env_extra or {})}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        "OMP_NUM_THREADS": "2",
+        **(env_extra or {}),
+    }
     env.pop("ONEDNN_MAX_CPU_ISA", None)
     if isa != "native":
         env["ONEDNN_MAX_CPU_ISA"] = isa
     try:
-        return subprocess.run([sys.executable, "-c", CHILD, name, json.dumps(kwargs)], env=env, capture_output=True,
-                              text=True, timeout=TIMEOUT_S)
+        return subprocess.run(
+            [sys.executable, "-c", CHILD, name, json.dumps(kwargs)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{name} {kwargs} hung in channels_last (no result in {TIMEOUT_S} s, oneDNN ISA {isa})")
 
@@ -85,12 +96,15 @@ def _run(name: str, kwargs: dict, isa: str, env_extra: dict | None = None) -> su
 @pytest.mark.parametrize("name,kwargs", list(_sizes()))
 def test_channels_last_gradients_equal_contiguous(name, kwargs, isa):
     done = _run(name, kwargs, isa)
-    assert done.returncode == 0, (f"{name} {kwargs} crashed in channels_last (exit {done.returncode}, oneDNN ISA {isa}):"
-                                  f"\n{done.stderr[-2000:]}")
+    assert done.returncode == 0, (
+        f"{name} {kwargs} crashed in channels_last (exit {done.returncode}, oneDNN ISA {isa}):\n{done.stderr[-2000:]}"
+    )
     errors = json.loads(done.stdout.strip().splitlines()[-1])
     assert errors, "no gradients were compared"
     wrong = {n: e for n, e in errors.items() if not e <= TOLERANCE}
-    assert not wrong, f"{name} {kwargs}: channels_last gradients differ from contiguous ones (oneDNN ISA {isa}): {wrong}"
+    assert not wrong, (
+        f"{name} {kwargs}: channels_last gradients differ from contiguous ones (oneDNN ISA {isa}): {wrong}"
+    )
 
 
 def test_the_rule_names_only_small_strided_one_by_one_convolutions():

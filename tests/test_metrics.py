@@ -1,10 +1,11 @@
 """metrics.py against values worked out by hand."""
+
 import math
 
 import pytest
 import torch
 
-from cifar_utils import metrics as M
+from cifar_utils.core import metrics as M
 
 # Three classes, six images: 0 0 0 1 1 2 predicted as 0 0 1 1 2 2.
 LABELS = torch.tensor([0, 0, 0, 1, 1, 2])
@@ -93,10 +94,12 @@ def test_pixel_statistics():
 
 
 def test_histogram_stats_equal_channel_stats():
-    from cifar_utils.data import channel_stats
+    from cifar_utils.core.data import channel_stats
 
     images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     images[:5] = 255  # saturated pixels, as in CIFAR-10
     mean, std = M.histogram_stats(M.channel_histograms(images))
     expected_mean, expected_std = channel_stats(images)
-    assert torch.allclose(mean, expected_mean, rtol=0, atol=1e-9) and torch.allclose(std, expected_std, rtol=0, atol=1e-9)
+    assert torch.allclose(mean, expected_mean, rtol=0, atol=1e-9) and torch.allclose(
+        std, expected_std, rtol=0, atol=1e-9
+    )

@@ -3,15 +3,15 @@ import math
 import pytest
 import torch
 
-from cifar_utils import runs
-from cifar_utils.tables import history_table
-from cifar_utils.data import load_cifar10
+from cifar_utils.analysis.tables import history_table
+from cifar_utils.core.config import TrainConfig
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.core.evaluation import evaluate
+from cifar_utils.core.models import available_models, build_model, count_macs
+from cifar_utils.core.optim import lr_factor
 from cifar_utils.errors import ConfigError
-from cifar_utils.models import available_models, build_model, count_macs
-from cifar_utils.config import TrainConfig
-from cifar_utils.inference import evaluate
-from cifar_utils.optim import lr_factor
-from cifar_utils.training import fit, fit_or_reuse
+from cifar_utils.runs import run_files
+from cifar_utils.runs.training import fit, fit_or_reuse
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,21 @@ def test_count_macs_of_a_single_conv():
     assert count_macs(conv) == 32 * 32 * 8 * 3 * 9
 
 
-@pytest.mark.parametrize("field,value", [("epochs", 0), ("epochs", -3), ("batch_size", 0), ("lr", 0.0),
-                                         ("lr", -1e-3), ("lr", float("nan")), ("optimizer", "rmsprop"),
-                                         ("device", "tpu"), ("precision", "int8"), ("augment", "mixup")])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("epochs", 0),
+        ("epochs", -3),
+        ("batch_size", 0),
+        ("lr", 0.0),
+        ("lr", -1e-3),
+        ("lr", float("nan")),
+        ("optimizer", "rmsprop"),
+        ("device", "tpu"),
+        ("precision", "int8"),
+        ("augment", "mixup"),
+    ],
+)
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ConfigError, match=field.replace("_", "[_ ]") if field not in ("lr",) else "lr"):
         TrainConfig(**{field: value}).validate()
@@ -85,12 +97,12 @@ def test_seeded_runs_are_reproducible(tiny):
 def test_run_folder_and_checkpoint_round_trip(tiny, tmp_path):
     run_dir = tmp_path / "run"
     result = fit(_small(epochs=2), dataset=tiny, run_dir=run_dir, progress=False, log=lambda *_: None)
-    for name in (runs.CONFIG, runs.HISTORY, runs.METRICS, runs.CHECKPOINT, runs.CURVES):
+    for name in (run_files.CONFIG, run_files.HISTORY, run_files.METRICS, run_files.CHECKPOINT, run_files.CURVES):
         assert (run_dir / name).stat().st_size > 0, name
-    assert len(runs.read_history(run_dir / runs.HISTORY)) == 2
-    metrics = runs.read_json(run_dir / runs.METRICS)
+    assert len(run_files.read_history(run_dir / run_files.HISTORY)) == 2
+    metrics = run_files.read_json(run_dir / run_files.METRICS)
     assert {"git_commit", "torch", "device", "seed"} <= set(metrics["provenance"])
-    loaded = runs.load_run(run_dir)
+    loaded = run_files.load_run(run_dir)
     assert loaded.config == result.config and len(loaded.history) == 2
     result.model.eval()
     with torch.no_grad():
@@ -98,8 +110,19 @@ def test_run_folder_and_checkpoint_round_trip(tiny, tmp_path):
 
 
 def test_history_table_has_the_seed_format():
-    table = history_table([{"epoch": 1, "train_loss": 1.45991, "train_acc": 0.4689, "val_loss": 1.1647,
-                                 "val_acc": 0.5852, "lr": 1e-3, "seconds": 1.0}])
+    table = history_table(
+        [
+            {
+                "epoch": 1,
+                "train_loss": 1.45991,
+                "train_acc": 0.4689,
+                "val_loss": 1.1647,
+                "val_acc": 0.5852,
+                "lr": 1e-3,
+                "seconds": 1.0,
+            }
+        ]
+    )
     lines = table.splitlines()
     assert lines[0] == "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |"
     assert lines[2] == "| 1 | 1.4599 | 46.89% | 1.1647 | 58.52% |"
@@ -121,14 +144,15 @@ def test_fit_or_reuse_loads_a_finished_run_and_never_replaces_a_changed_one_unas
     said = []
     again = fit_or_reuse(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
     assert said and said[0].startswith("reusing the finished run")
-    assert again.history == first.history and again.metrics == runs.read_json(run_dir / runs.METRICS)
+    assert again.history == first.history and again.metrics == run_files.read_json(run_dir / run_files.METRICS)
     before = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()}
     with pytest.raises(ConfigError, match=r"another configuration \(lr: 0.003 in the run, 0.001 now\).*OVERWRITE"):
         fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
     assert {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file()} == before
     said.clear()
-    changed = fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, overwrite=True, progress=False,
-                           log=said.append)
+    changed = fit_or_reuse(
+        _small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, overwrite=True, progress=False, log=said.append
+    )
     assert not any(s.startswith("reusing") for s in said) and changed.config.lr == 1e-3
     said.clear()
     fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=run_dir, reuse=False, progress=False, log=said.append)
@@ -140,19 +164,26 @@ def test_fit_or_reuse_reads_a_committed_run_and_writes_only_its_own_folder(tiny,
     fit(_small(epochs=1), dataset=tiny, run_dir=committed, progress=False, log=lambda *_: None)
     before = {f.name: f.read_bytes() for f in committed.iterdir() if f.is_file()}
     mine = tmp_path / "scratch" / "runs" / "base"
-    reused = fit_or_reuse(_small(epochs=1), dataset=tiny, run_dir=mine, reuse_from=[committed], progress=False,
-                          log=lambda *_: None)
+    reused = fit_or_reuse(
+        _small(epochs=1), dataset=tiny, run_dir=mine, reuse_from=[committed], progress=False, log=lambda *_: None
+    )
     assert reused.reused and reused.run_dir == committed and not mine.exists()
-    trained = fit_or_reuse(_small(epochs=1, lr=1e-3), dataset=tiny, run_dir=mine, reuse_from=[committed],
-                           progress=False, log=lambda *_: None)
-    assert not trained.reused and (mine / runs.METRICS).is_file()
+    trained = fit_or_reuse(
+        _small(epochs=1, lr=1e-3),
+        dataset=tiny,
+        run_dir=mine,
+        reuse_from=[committed],
+        progress=False,
+        log=lambda *_: None,
+    )
+    assert not trained.reused and (mine / run_files.METRICS).is_file()
     assert {f.name: f.read_bytes() for f in committed.iterdir() if f.is_file()} == before
 
 
 def test_an_unreadable_finished_run_is_named_and_trained_again(tiny, tmp_path):
     run_dir = tmp_path / "run"
     fit(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=lambda *_: None)
-    (run_dir / runs.HISTORY).write_text("epoch\n")  # truncated: no epoch recorded
+    (run_dir / run_files.HISTORY).write_text("epoch\n")  # truncated: no epoch recorded
     said = []
     record = fit_or_reuse(_small(epochs=1), dataset=tiny, run_dir=run_dir, progress=False, log=said.append)
     assert not record.reused
@@ -162,13 +193,12 @@ def test_an_unreadable_finished_run_is_named_and_trained_again(tiny, tmp_path):
 def test_a_changed_parameter_names_a_new_run_folder():
     from cifar_utils.notebook import training_config
 
-    assert runs.default_run_name("seed", training_config("seed")) == "seed-seed_cnn-seed0"
+    assert run_files.default_run_name("seed", training_config("seed")) == "seed-seed_cnn-seed0"
     short = training_config("seed", epochs=1, train_subset=2000)
-    assert runs.default_run_name("seed", short) == "seed-seed_cnn-seed0-epochs1-train_subset2000"
+    assert run_files.default_run_name("seed", short) == "seed-seed_cnn-seed0-epochs1-train_subset2000"
     many = training_config("seed", epochs=3, lr=0.01, batch_size=64, weight_decay=0.1)
-    assert runs.default_run_name("seed", many).startswith("seed-seed_cnn-seed0-cfg")
-    assert runs.default_run_name("seed", many) != runs.default_run_name("seed", training_config("seed", epochs=3, lr=0.02,
-                                                                                              batch_size=64, weight_decay=0.1))
-    assert runs.default_run_name("seed", training_config("seed", True), smoke=True) == "seed-seed_cnn-seed0-smoke"
-
-
+    assert run_files.default_run_name("seed", many).startswith("seed-seed_cnn-seed0-cfg")
+    assert run_files.default_run_name("seed", many) != run_files.default_run_name(
+        "seed", training_config("seed", epochs=3, lr=0.02, batch_size=64, weight_decay=0.1)
+    )
+    assert run_files.default_run_name("seed", training_config("seed", True), smoke=True) == "seed-seed_cnn-seed0-smoke"

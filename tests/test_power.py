@@ -1,10 +1,11 @@
 """power.py against textbook values (Cohen 1988; G*Power) and against its own definitions."""
+
 import math
 
 import pytest
 from scipy import stats as sp
 
-from cifar_utils import power as P
+from cifar_utils.analysis import stats_power as P
 
 
 def test_cohens_two_group_example_64_per_group_for_half_an_sd():
@@ -47,13 +48,16 @@ def test_seeds_needed_is_the_first_n_with_enough_power():
         assert n == 2 or P.power_at(effect, sd, n - 1) < 0.8
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: P.power_at(1.0, 0.0, 5), "positive number"),
-    (lambda: P.power_at(1.0, 1.0, 1), "at least 2"),
-    (lambda: P.minimal_detectable_effect(1.0, 5, power=0.01), "between alpha"),
-    (lambda: P.seeds_needed(1.0, 0.0), "effect to detect"),
-    (lambda: P.seeds_needed(100.0, 1e-3, most=1000), "more than 1,000 seeds"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: P.power_at(1.0, 0.0, 5), "positive number"),
+        (lambda: P.power_at(1.0, 1.0, 1), "at least 2"),
+        (lambda: P.minimal_detectable_effect(1.0, 5, power=0.01), "between alpha"),
+        (lambda: P.seeds_needed(1.0, 0.0), "effect to detect"),
+        (lambda: P.seeds_needed(100.0, 1e-3, most=1000), "more than 1,000 seeds"),
+    ],
+)
 def test_bad_input_is_refused_with_a_reason(call, message):
     with pytest.raises(ValueError, match=message):
         call()

@@ -1,4 +1,5 @@
 """`predict`: the user's own images, any size and mode, become 32x32 RGB and get their top-3 classes."""
+
 import json
 import struct
 import warnings
@@ -9,12 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from cifar_utils import runs
 from cifar_utils.cli import main
-from cifar_utils.data import CLASSES
-from cifar_utils.models import build_model
+from cifar_utils.core.config import TrainConfig
+from cifar_utils.core.data import CLASSES
+from cifar_utils.core.models import build_model
 from cifar_utils.predict import ImageError, load_image, predict_files, prediction_table
-from cifar_utils.config import TrainConfig
+from cifar_utils.runs import run_files
 
 
 def _run_folder(folder, precision: str):
@@ -23,7 +24,7 @@ def _run_folder(folder, precision: str):
     torch.manual_seed(0)
     model = build_model("seed_cnn", mean=(120.0, 120.0, 110.0), std=(60.0, 60.0, 65.0), channels_last=True)
     config = TrainConfig(epochs=1, device="cpu", precision=precision)  # as fit records it: resolved
-    runs.save_checkpoint(run_dir / runs.CHECKPOINT, {"config": config.to_dict(), "model": model.state_dict()})
+    run_files.save_checkpoint(run_dir / run_files.CHECKPOINT, {"config": config.to_dict(), "model": model.state_dict()})
     return run_dir
 
 
@@ -76,7 +77,7 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_predictions_are_the_models_softmax_top_three(run_dir, pictures):
     paths = sorted(pictures.iterdir())
     predictions = predict_files(run_dir, paths, device="cpu")
-    model = runs.load_run(run_dir).model
+    model = run_files.load_run(run_dir).model
     with torch.no_grad():
         probs = torch.softmax(model(torch.stack([load_image(p) for p in paths])), dim=1)
     for p, row in zip(predictions, probs):
@@ -94,7 +95,7 @@ def test_a_bf16_run_predicts_in_bf16_within_bf16_s_error_of_fp32(tmp_path, pictu
     paths = sorted(pictures.iterdir())
     bf16_run = _run_folder(tmp_path, "bf16")
     predictions = predict_files(bf16_run, paths, device="cpu")
-    model = runs.load_run(bf16_run).model
+    model = run_files.load_run(bf16_run).model
     images = torch.stack([load_image(p) for p in paths])
     with torch.no_grad():
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -104,7 +105,9 @@ def test_a_bf16_run_predicts_in_bf16_within_bf16_s_error_of_fp32(tmp_path, pictu
         assert [prob for _, prob in p.top] == pytest.approx(row.topk(3).values.tolist(), abs=1e-6)
         # bf16 keeps 8 significant bits (relative error 2^-8 per rounding); through a few layers the
         # logits of this near-uniform random net move by well under 0.05, the probabilities by less.
-        assert [prob for _, prob in p.top] == pytest.approx(exact[[CLASSES.index(c) for c, _ in p.top]].tolist(), abs=2e-2)
+        assert [prob for _, prob in p.top] == pytest.approx(
+            exact[[CLASSES.index(c) for c, _ in p.top]].tolist(), abs=2e-2
+        )
 
 
 @pytest.mark.auto_precision
@@ -172,16 +175,28 @@ def test_32_bit_integer_is_read_as_16_bit_and_float_as_0_to_255(tmp_path):
 
 
 # What each EXIF orientation means, written from the EXIF specification (stored pixels -> as shown), not from Pillow.
-_SHOWN = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-          5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
-          8: lambda a: np.rot90(a, 1)}
+_SHOWN = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_on_a_non_square_picture(tmp_path, orientation):
     """48 wide, 32 high, four coloured quadrants: each orientation shows them in another of the 8 arrangements."""
     stored = np.zeros((32, 48, 3), dtype=np.uint8)
-    stored[:16, :24], stored[:16, 24:], stored[16:, :24], stored[16:, 24:] = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
+    stored[:16, :24], stored[:16, 24:], stored[16:, :24], stored[16:, 24:] = (
+        (255, 0, 0),
+        (0, 255, 0),
+        (0, 0, 255),
+        (255, 255, 0),
+    )
     exif = Image.Exif()
     exif[0x0112] = orientation
     Image.fromarray(stored).save(tmp_path / "photo.png", exif=exif)
@@ -196,14 +211,19 @@ def test_every_exif_orientation_on_a_non_square_picture(tmp_path, orientation):
 
 def _blank_png(path, width: int, height: int) -> None:
     """A valid, all-black 1-bit PNG: a few KB on disk, width x height bytes once Pillow decodes it."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     row = b"\0" * (1 + (width + 7) // 8)  # filter byte, then the packed bits
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
@@ -231,7 +251,8 @@ def test_a_picture_over_the_pixel_budget_is_refused_before_decoding(tmp_path, ru
         f"it; shrink the picture first (any size down to 32x32 will do)",
         f"error: {bomb}: too large to open safely, refused before decoding it (Image size (200000000 pixels) exceeds "
         f"limit of {2 * Image.MAX_IMAGE_PIXELS} pixels, could be decompression bomb DOS attack.); shrink the picture "
-        f"first (any size down to 32x32 will do)"]
+        f"first (any size down to 32x32 will do)",
+    ]
 
 
 def test_the_pixel_budget_can_be_lowered(tmp_path):

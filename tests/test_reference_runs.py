@@ -1,10 +1,11 @@
 """The fast model a full report analyses: committed, reused when it is this very run, trained when not."""
+
 import pytest
 
-from cifar_utils import reference_runs as REF
-from cifar_utils import runs
 from cifar_utils.errors import CifarError
 from cifar_utils.paths import project_dir
+from cifar_utils.runs import reference as REF
+from cifar_utils.runs import run_files
 
 
 @pytest.fixture
@@ -14,21 +15,23 @@ def tiny_reference(monkeypatch):
     return "tiny"
 
 
-def test_a_missing_reference_run_is_trained_and_kept_without_its_training_state(tmp_path, synthetic_root, tiny_reference):
+def test_a_missing_reference_run_is_trained_and_kept_without_its_training_state(
+    tmp_path, synthetic_root, tiny_reference
+):
     folders = REF.ensure_reference_runs(tmp_path / "runs", data_root=synthetic_root, log=lambda *_: None)
     assert folders == [tmp_path / "runs" / "tiny"]
-    payload = runs.load_checkpoint(folders[0])
+    payload = run_files.load_checkpoint(folders[0])
     assert {"config", "model", "history"} <= set(payload)
     assert not {"optimizer", "rng"} & set(payload)  # what would be committed is the weights alone
-    record = runs.load_run(folders[0])  # and it still loads for the analyses
+    record = run_files.load_run(folders[0])  # and it still loads for the analyses
     assert record.config.epochs == 1 and len(record.history) == 1 and record.metrics["test_accuracy"] is not None
     with pytest.raises(CifarError, match="lacks the training state"):
-        runs.resume_checkpoint(folders[0])
+        run_files.resume_checkpoint(folders[0])
 
 
 def test_a_finished_reference_run_is_reused_and_retrained_only_when_asked(tmp_path, synthetic_root, tiny_reference):
     REF.ensure_reference_runs(tmp_path / "runs", data_root=synthetic_root, log=lambda *_: None)
-    checkpoint = tmp_path / "runs" / "tiny" / runs.CHECKPOINT
+    checkpoint = tmp_path / "runs" / "tiny" / run_files.CHECKPOINT
     before = checkpoint.stat().st_mtime_ns
     said = []
     REF.ensure_reference_runs(tmp_path / "runs", data_root=synthetic_root, log=said.append)
@@ -37,11 +40,13 @@ def test_a_finished_reference_run_is_reused_and_retrained_only_when_asked(tmp_pa
     assert checkpoint.stat().st_mtime_ns != before
 
 
-def test_a_reference_run_of_another_configuration_is_trained_again(tmp_path, synthetic_root, tiny_reference, monkeypatch):
+def test_a_reference_run_of_another_configuration_is_trained_again(
+    tmp_path, synthetic_root, tiny_reference, monkeypatch
+):
     REF.ensure_reference_runs(tmp_path / "runs", data_root=synthetic_root, log=lambda *_: None)
     monkeypatch.setitem(REF.REFERENCE_RUNS, "tiny", ("seed", {"epochs": 2, "train_subset": 200, "val_size": 100}))
     REF.ensure_reference_runs(tmp_path / "runs", data_root=synthetic_root, log=lambda *_: None)
-    assert len(runs.load_run(tmp_path / "runs" / "tiny").history) == 2
+    assert len(run_files.load_run(tmp_path / "runs" / "tiny").history) == 2
 
 
 def test_skipped_reference_runs_are_left_alone(tmp_path, synthetic_root, tiny_reference):
@@ -53,12 +58,12 @@ def test_skipped_reference_runs_are_left_alone(tmp_path, synthetic_root, tiny_re
 def test_the_committed_reference_run_is_the_one_the_report_asks_for(name):
     """If the recipe changes and the committed run does not, every fresh clone's report would train for minutes."""
     folder = project_dir() / "outputs" / "runs" / name
-    if not (folder / runs.CHECKPOINT).is_file():
+    if not (folder / run_files.CHECKPOINT).is_file():
         pytest.skip(f"{folder} is not in this checkout")
-    checkpoint = runs.load_checkpoint(folder)
+    checkpoint = run_files.load_checkpoint(folder)
     saved = checkpoint["config"]
     wanted = REF.reference_config(name).to_dict()
-    differences = [d for d in runs.config_differences(saved, wanted) if not d.startswith("precision")]
+    differences = [d for d in run_files.config_differences(saved, wanted) if not d.startswith("precision")]
     assert differences == []
-    assert len(runs.read_history(folder / runs.HISTORY)) == saved["epochs"]
-    assert "optimizer" not in checkpoint and (folder / runs.METRICS).is_file()
+    assert len(run_files.read_history(folder / run_files.HISTORY)) == saved["epochs"]
+    assert "optimizer" not in checkpoint and (folder / run_files.METRICS).is_file()

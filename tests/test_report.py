@@ -1,4 +1,5 @@
 """The report command: bad input refused up front, failures reported and harmless, a smoke run end to end."""
+
 import html
 import json
 import os
@@ -13,15 +14,14 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from cifar_utils import metrics as M
-from cifar_utils import robustness
-from cifar_utils import landing
 from cifar_utils import notebook as NB
-from cifar_utils import render
-from cifar_utils import report as R
-from cifar_utils import runs, tables
+from cifar_utils.analysis import robustness, tables
 from cifar_utils.cli import main
+from cifar_utils.core import metrics as M
 from cifar_utils.errors import CifarError, ConfigError, DatasetError
+from cifar_utils.report import landing, rendering
+from cifar_utils.report import runner as R
+from cifar_utils.runs import run_files
 
 PROJECT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = PROJECT / "notebooks"
@@ -40,10 +40,13 @@ def _hook(hook_id: str) -> dict:
 
 def _nbstripout_verify(*paths: Path) -> subprocess.CompletedProcess:
     hook = _hook("nbstripout")
-    assert hook["entry"].split()[-1] == "--" and 'exec nbstripout "$@"' in hook["entry"]  # the arguments go to nbstripout
+    assert (
+        hook["entry"].split()[-1] == "--" and 'exec nbstripout "$@"' in hook["entry"]
+    )  # the arguments go to nbstripout
     tool = Path(sys.executable).parent / "nbstripout"  # this environment's, as the hook finds it
-    return subprocess.run([str(tool), "--verify", *hook.get("args", []), *map(str, paths)],
-                          capture_output=True, text=True, cwd=PROJECT)
+    return subprocess.run(
+        [str(tool), "--verify", *hook.get("args", []), *map(str, paths)], capture_output=True, text=True, cwd=PROJECT
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +81,17 @@ def test_nbstripout_check_fails_on_outputs_and_spares_keep_output_cells(tmp_path
 @pytest.mark.parametrize("name", R.NOTEBOOKS)
 def test_cells_whose_output_nbval_checks_keep_it_when_stripped(name):
     nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
-    untagged = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in c.source
-                and "keep_output" not in c.metadata.get("tags", [])]
-    assert not untagged, (f"cells {untagged} of {name} are checked by nbval (# NBVAL_CHECK_OUTPUT) but nbstripout "
-                          f"would strip their reference output: tag them keep_output")
+    untagged = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        and "# NBVAL_CHECK_OUTPUT" in c.source
+        and "keep_output" not in c.metadata.get("tags", [])
+    ]
+    assert not untagged, (
+        f"cells {untagged} of {name} are checked by nbval (# NBVAL_CHECK_OUTPUT) but nbstripout "
+        f"would strip their reference output: tag them keep_output"
+    )
 
 
 @pytest.mark.parametrize("name", R.NOTEBOOKS)
@@ -90,8 +100,9 @@ def test_notebooks_and_their_jupytext_pairs_agree(name):
 
     nb = nbformat.read(NOTEBOOKS_DIR / name, as_version=4)
     pair = NOTEBOOKS_DIR / (Path(name).stem + ".py")
-    assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", \
+    assert nb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent", (
         f"pair it: jupytext --set-formats ipynb,py:percent notebooks/{name}"
+    )
     assert pair.is_file(), f"create its pair: jupytext --sync notebooks/{name}"
     text = jupytext.read(pair)
     cells = lambda n: [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in n.cells]  # noqa: E731
@@ -101,8 +112,24 @@ def test_notebooks_and_their_jupytext_pairs_agree(name):
 def test_pytest_collects_the_notebooks_not_their_text_pairs():
     """Even told to collect every .py file, pytest must not import the pairs (that would run a notebook's code)."""
     env = {k: v for k, v in os.environ.items() if k != "CIFAR10_ROOT"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                           "-o", "python_files=*.py", "notebooks/"], capture_output=True, text=True, cwd=PROJECT, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "python_files=*.py",
+            "notebooks/",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env=env,
+    )
     items = [line for line in done.stdout.splitlines() if "::" in line]
     assert done.returncode == 0, done.stdout + done.stderr
     assert items and all(line.split("::")[0].endswith(".ipynb") for line in items), items
@@ -115,16 +142,39 @@ def test_a_notebook_stops_at_its_first_failed_cell_under_nbval(tmp_path):
     folder.mkdir()
     (folder / "conftest.py").write_text((NOTEBOOKS_DIR / "conftest.py").read_text())
     marker = tmp_path / "ran-after-the-failure"
-    nb = new_notebook(cells=[new_code_cell("x = 1"), new_code_cell("raise RuntimeError('this cell fails')"),
-                             new_code_cell(f"open({str(marker)!r}, 'w').close()"), new_code_cell("y = 2")])
+    nb = new_notebook(
+        cells=[
+            new_code_cell("x = 1"),
+            new_code_cell("raise RuntimeError('this cell fails')"),
+            new_code_cell(f"open({str(marker)!r}, 'w').close()"),
+            new_code_cell("y = 2"),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, folder / "stops.ipynb")
     other = new_notebook(cells=[new_code_cell("z = 3")], metadata=nb.metadata)
     nbformat.write(other, folder / "other.ipynb")
     (tmp_path / "data" / "cifar-10-batches-py").mkdir(parents=True)  # the conftest skips notebooks without it
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", "--nbval-lax", "-o",
-                           "addopts=", "-o", "testpaths=", str(folder)], capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "CIFAR10_ROOT": str(tmp_path / "data")})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "--nbval-lax",
+            "-o",
+            "addopts=",
+            "-o",
+            "testpaths=",
+            str(folder),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "CIFAR10_ROOT": str(tmp_path / "data")},
+    )
     summary = done.stdout.strip().splitlines()[-1]
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1 failed" in summary and "2 passed" in summary and "2 skipped" in summary, done.stdout
@@ -142,7 +192,7 @@ def test_training_notebook_declares_every_training_knob():
 @pytest.mark.real_data
 def test_exploration_tables_show_the_known_split_and_constants(real_data):
     """What notebook 01 prints for the real data: 4500/500 per class and CIFAR-10's channel means."""
-    from cifar_utils.data import split_dataset
+    from cifar_utils.core.data import split_dataset
 
     split = split_dataset(real_data, val_size=5000)
     counts = tables.counts_table(M.split_counts(split, real_data.test_labels), real_data.classes)
@@ -153,8 +203,18 @@ def test_exploration_tables_show_the_known_split_and_constants(real_data):
     assert constants["std (0-255)"].tolist() == pytest.approx([62.9935, 62.1091, 66.7134], abs=1e-4)
 
 
-@pytest.mark.parametrize("text,value", [("5", 5), ("0.002", 0.002), ("True", True), ("None", None),
-                                        ("['a', 'b']", ["a", "b"]), ("seed", "seed"), ("flip+translate", "flip+translate")])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("5", 5),
+        ("0.002", 0.002),
+        ("True", True),
+        ("None", None),
+        ("['a', 'b']", ["a", "b"]),
+        ("seed", "seed"),
+        ("flip+translate", "flip+translate"),
+    ],
+)
 def test_parameter_values_are_read_as_papermill_does(text, value):
     assert R.parse_value(text) == value
 
@@ -177,26 +237,29 @@ def test_smoke_default_follows_cifar_smoke_then_ci(monkeypatch):
 
 @pytest.fixture
 def no_download(monkeypatch):
-    import cifar_utils.data as D
+    import cifar_utils.core.data as D
 
     monkeypatch.setattr(D, "_download", lambda root: (_ for _ in ()).throw(AssertionError("tests never download")))
 
 
-@pytest.mark.parametrize("args,message", [
-    (["-p", "EPOCHZ", "2"], "unknown notebook parameter 'EPOCHZ'; the notebooks take: "),
-    (["-p", "OUTPUT_DIR", "/tmp/x"], "parameter OUTPUT_DIR is set by the report itself; use --out"),
-    (["-p", "epochs", "0"], "epochs must be a positive whole number"),
-    (["-p", "RECIPE", "nope"], "unknown recipe 'nope'"),
-    (["-p", "RUNS", "['no-such-run']"], "run folder no-such-run does not exist"),
-    (["-p", "RUN_NAME", "../escape"], "RUN_NAME must be a plain folder name"),
-    (["-p", "N_SEEDS", "1"], "N_SEEDS must be 'auto' or a whole number of at least 2"),
-    (["-p", "PILOT_SEEDS", "5", "-p", "MAX_SEEDS", "3"], "2 <= PILOT_SEEDS <= MAX_SEEDS"),
-    (["-p", "N_TRIALS", "0"], "N_TRIALS must be a whole number of at least 1"),
-    (["-p", "ARMS", "['augment none', 'rotate']"], "unknown arm 'rotate' in ARMS"),
-    (["-p", "EXPERIMENT_WIDTHS", "[8, 16]"], "EXPERIMENT_WIDTHS must be three positive whole numbers"),
-    (["-p", "CORRUPTIONS", "['contrast', 'fog']"], "unknown corruption 'fog'; choose from: gaussian_noise"),
-    (["-p", "SEVERITIES", "[1, 6]"], "severity must be one of (1, 2, 3, 4, 5), got 6"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-p", "EPOCHZ", "2"], "unknown notebook parameter 'EPOCHZ'; the notebooks take: "),
+        (["-p", "OUTPUT_DIR", "/tmp/x"], "parameter OUTPUT_DIR is set by the report itself; use --out"),
+        (["-p", "epochs", "0"], "epochs must be a positive whole number"),
+        (["-p", "RECIPE", "nope"], "unknown recipe 'nope'"),
+        (["-p", "RUNS", "['no-such-run']"], "run folder no-such-run does not exist"),
+        (["-p", "RUN_NAME", "../escape"], "RUN_NAME must be a plain folder name"),
+        (["-p", "N_SEEDS", "1"], "N_SEEDS must be 'auto' or a whole number of at least 2"),
+        (["-p", "PILOT_SEEDS", "5", "-p", "MAX_SEEDS", "3"], "2 <= PILOT_SEEDS <= MAX_SEEDS"),
+        (["-p", "N_TRIALS", "0"], "N_TRIALS must be a whole number of at least 1"),
+        (["-p", "ARMS", "['augment none', 'rotate']"], "unknown arm 'rotate' in ARMS"),
+        (["-p", "EXPERIMENT_WIDTHS", "[8, 16]"], "EXPERIMENT_WIDTHS must be three positive whole numbers"),
+        (["-p", "CORRUPTIONS", "['contrast', 'fog']"], "unknown corruption 'fog'; choose from: gaussian_noise"),
+        (["-p", "SEVERITIES", "[1, 6]"], "severity must be one of (1, 2, 3, 4, 5), got 6"),
+    ],
+)
 def test_bad_report_input_is_one_clear_error_before_any_notebook(args, message, tmp_path, capsys, synthetic_root):
     out = tmp_path / "out"
     code = main(["report", "--smoke", "--out", str(out), "--data-root", str(synthetic_root), *args])
@@ -258,61 +321,85 @@ def test_failing_notebook_stops_the_report_and_replaces_nothing(tmp_path, synthe
 # small notebooks that do what the real ones leave behind: a figure each, a trained run, notebook 03's
 # analysis, the experiments' sections.
 
-_FIGURE = ("%matplotlib inline\nimport matplotlib.pyplot as plt\nfrom pathlib import Path\n"
-           "from cifar_utils.atomic import save_figure\nfig = plt.figure(); plt.plot([0, 1], [1, 0])\n"
-           "save_figure(fig, Path(OUTPUT_DIR) / 'figures' / '{name}.png'); fig")
+_FIGURE = (
+    "%matplotlib inline\nimport matplotlib.pyplot as plt\nfrom pathlib import Path\n"
+    "from cifar_utils.runs.atomic import save_figure\nfig = plt.figure(); plt.plot([0, 1], [1, 0])\n"
+    "save_figure(fig, Path(OUTPUT_DIR) / 'figures' / '{name}.png'); fig"
+)
 
 
 def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
     folder.mkdir()
     _fake_notebook(folder / "01_data_exploration.ipynb", _FIGURE.format(name="01_class_balance"))
-    _fake_notebook(folder / "02_training.ipynb",
-                   "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
-                   "from cifar_utils.config import TrainConfig\nfrom cifar_utils.training import fit\n"
-                   f"fit(TrainConfig(epochs=EPOCHS, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
-                   "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print, evaluate_test=not SMOKE)",
-                   _FIGURE.format(name="02_training_curves"),
-                   "from cifar_utils.atomic import save_figure\nsave_figure(fig, Path(OUTPUT_DIR) / 'output.png')",
-                   params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True\nEPOCHS = 1")
-    _fake_notebook(folder / "03_results_analysis.ipynb",
-                   "from cifar_utils import runs\n"
-                   "runs.write_analysis(RUNS[0], {'test_images': 1000, 'test_accuracy': 0.25, 'test_loss': 2.0})",
-                   _FIGURE.format(name="03_confusion_matrix"), params="RUNS = None")
+    _fake_notebook(
+        folder / "02_training.ipynb",
+        "from pathlib import Path\nfrom cifar_utils.core.data import load_cifar10\n"
+        "from cifar_utils.core.config import TrainConfig\nfrom cifar_utils.runs.training import fit\n"
+        f"fit(TrainConfig(epochs=EPOCHS, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
+        "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print, evaluate_test=not SMOKE)",
+        _FIGURE.format(name="02_training_curves"),
+        "from cifar_utils.runs.atomic import save_figure\nsave_figure(fig, Path(OUTPUT_DIR) / 'output.png')",
+        params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True\nEPOCHS = 1",
+    )
+    _fake_notebook(
+        folder / "03_results_analysis.ipynb",
+        "from cifar_utils import runs\n"
+        "run_files.write_analysis(RUNS[0], {'test_images': 1000, 'test_accuracy': 0.25, 'test_loss': 2.0})",
+        _FIGURE.format(name="03_confusion_matrix"),
+        params="RUNS = None",
+    )
     for name in R.RECORD_NOTEBOOKS:
         stem = Path(name).stem
-        _fake_notebook(folder / name, _FIGURE.format(name=stem),
-                       "from cifar_utils.atomic import write_text\n"
-                       f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
-                       # the run records go straight to the output folder, not the staging one
-                       "assert Path(RUNS_DIR).parts[-2:] == ('experiments', 'runs') and 'staging' not in RUNS_DIR, RUNS_DIR\n"
-                       "assert RERUN is False, RERUN",
-                       params="RUNS_DIR = None\nRERUN = None")
+        _fake_notebook(
+            folder / name,
+            _FIGURE.format(name=stem),
+            "from cifar_utils.runs.atomic import write_text\n"
+            f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
+            # the run records go straight to the output folder, not the staging one
+            "assert Path(RUNS_DIR).parts[-2:] == ('experiments', 'runs') and 'staging' not in RUNS_DIR, RUNS_DIR\n"
+            "assert RERUN is False, RERUN",
+            params="RUNS_DIR = None\nRERUN = None",
+        )
     # 06 gets the runs 03 gets, and a corruption cache outside the staging folder (it outlives the report).
     stem = Path(R.ROBUSTNESS_NOTEBOOK).stem
-    _fake_notebook(folder / R.ROBUSTNESS_NOTEBOOK, _FIGURE.format(name=stem),
-                   "assert Path(RUNS[0]).name == 'seed-seed_cnn-seed0-smoke' and Path(RUNS[1]).name == 'earlier-run', RUNS\n"
-                   "assert '-staging-' not in CACHE_DIR and CACHE_DIR.endswith('cache/corruptions'), CACHE_DIR\n"
-                   "from cifar_utils.atomic import write_text\n"
-                   f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
-                   params="RUNS = None\nCACHE_DIR = None")
+    _fake_notebook(
+        folder / R.ROBUSTNESS_NOTEBOOK,
+        _FIGURE.format(name=stem),
+        "assert Path(RUNS[0]).name == 'seed-seed_cnn-seed0-smoke' and Path(RUNS[1]).name == 'earlier-run', RUNS\n"
+        "assert '-staging-' not in CACHE_DIR and CACHE_DIR.endswith('cache/corruptions'), CACHE_DIR\n"
+        "from cifar_utils.runs.atomic import write_text\n"
+        f"write_text(Path(OUTPUT_DIR) / 'experiments' / '{stem}.md', '## Section of {stem}\\n')",
+        params="RUNS = None\nCACHE_DIR = None",
+    )
     return folder
 
 
 @pytest.mark.slow
 def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_root):
-    from cifar_utils.config import TrainConfig
-    from cifar_utils.data import load_cifar10
-    from cifar_utils.training import fit
+    from cifar_utils.core.config import TrainConfig
+    from cifar_utils.core.data import load_cifar10
+    from cifar_utils.runs.training import fit
 
     nbs = _stand_in_notebooks(tmp_path / "nbs", synthetic_root)
     out = tmp_path / "out"
     # Another run already present: the comparison table must include it.
-    fit(TrainConfig(epochs=1, batch_size=100, val_size=50, device="cpu", precision="fp32"),
-        dataset=load_cifar10(synthetic_root, download=False, verify=False), run_dir=out / "runs" / "earlier-run",
-        progress=False, log=lambda *_: None)
+    fit(
+        TrainConfig(epochs=1, batch_size=100, val_size=50, device="cpu", precision="fp32"),
+        dataset=load_cifar10(synthetic_root, download=False, verify=False),
+        run_dir=out / "runs" / "earlier-run",
+        progress=False,
+        log=lambda *_: None,
+    )
     printed = []
-    result = R.run_report(out, params={"epochs": 2}, smoke=True, data_root=synthetic_root, verify=False,
-                          notebooks_dir=nbs, log=printed.append)
+    result = R.run_report(
+        out,
+        params={"epochs": 2},
+        smoke=True,
+        data_root=synthetic_root,
+        verify=False,
+        notebooks_dir=nbs,
+        log=printed.append,
+    )
     run_name = "seed-seed_cnn-seed0-smoke"
     assert result.run_dir == out.resolve() / "runs" / run_name
     assert printed[0] == f"[1/{len(R.NOTEBOOKS)}] 01_data_exploration.ipynb" and "(EPOCHS=2)" in printed[2]
@@ -321,45 +408,63 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
     expected = [out / "results.md", out / "output.png", out / "index.html"]
     expected += [out / "notebooks" / f"{s}.ipynb" for s in stems] + [out / "reports" / f"{s}.html" for s in stems]
     expected += [out / "reports" / f"{s}.code.html" for s in stems]
-    expected += [out / "figures" / f"{f}.png" for f in ("01_class_balance", "02_training_curves", "03_confusion_matrix",
-                                                        *(Path(n).stem for n in R.LONG_NOTEBOOKS))]
+    expected += [
+        out / "figures" / f"{f}.png"
+        for f in (
+            "01_class_balance",
+            "02_training_curves",
+            "03_confusion_matrix",
+            *(Path(n).stem for n in R.LONG_NOTEBOOKS),
+        )
+    ]
     expected += [out / "experiments" / f"{Path(n).stem}.md" for n in R.LONG_NOTEBOOKS]
-    expected += [out / "runs" / run_name / f for f in ("config.json", "history.csv", "metrics.json", "model.pt", "analysis.json")]
+    expected += [
+        out / "runs" / run_name / f for f in ("config.json", "history.csv", "metrics.json", "model.pt", "analysis.json")
+    ]
     for path in expected:
         assert path.is_file() and path.stat().st_size > 0, f"{path} missing or empty"
     assert not list(out.glob(".report-staging-*"))
     assert len(runs_history := (out / "runs" / run_name / "history.csv").read_text().splitlines()) == 3, runs_history
     assert "<img" in (out / "reports" / "01_data_exploration.html").read_text()
     for stem in stems:  # the staging folder, the output folder and the data root are all shown relative
-        plain, coded = ((out / "reports" / f).read_text() for f in render.rendering_names(stem))
+        plain, coded = ((out / "reports" / f).read_text() for f in rendering.rendering_names(stem))
         assert str(tmp_path) not in plain and str(synthetic_root) not in plain and "report-staging" not in plain + coded
-        assert "jp-InputArea-editor" not in plain.split("<main>")[1] and "jp-InputArea-editor" in coded.split("<main>")[1]
+        assert (
+            "jp-InputArea-editor" not in plain.split("<main>")[1] and "jp-InputArea-editor" in coded.split("<main>")[1]
+        )
     index = (out / "index.html").read_text()
-    assert all(f'href="reports/{f}"' in index for s in stems for f in render.rendering_names(s))
+    assert all(f'href="reports/{f}"' in index for s in stems for f in rendering.rendering_names(s))
     assert 'src="figures/03_confusion_matrix.png"' in index and str(tmp_path) not in index
 
     results = (out / "results.md").read_text()
-    summary = landing.executive_summary(landing.configurations([out / "runs" / run_name, out / "runs" / "earlier-run"]),
-                                        smoke=True)
+    summary = landing.executive_summary(
+        landing.configurations([out / "runs" / run_name, out / "runs" / "earlier-run"]), smoke=True
+    )
     assert results.startswith(f"# Results: {run_name}\n\n{' '.join(summary)}\n") and "Best model: " in results
     assert all(f"<p>{line}</p>" in index for line in summary if "'" not in line)
     assert "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |" in results
     assert "| Run | Kind | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
     assert "on 1000 test images" in results and "git commit" in results and "report wall time" in results
     assert "| CPU |" in results and "| precision |" in results
-    assert results.index("## Section of 04_augmentation_ablation") < results.index("## Section of 05_hyperparameter_search") \
-        < results.index("## Section of 06_robustness") < results.index("## Section of 07_architectures")
+    assert (
+        results.index("## Section of 04_augmentation_ablation")
+        < results.index("## Section of 05_hyperparameter_search")
+        < results.index("## Section of 06_robustness")
+        < results.index("## Section of 07_architectures")
+    )
 
 
 def _stand_in_01_and_02(nbs: Path, synthetic_root: Path) -> None:
     """01 does nothing; 02 leaves the finished run that results.md describes: one epoch on the synthetic data."""
     _fake_notebook(nbs / "01_data_exploration.ipynb", "x = 1")
-    _fake_notebook(nbs / "02_training.ipynb",
-                   "from pathlib import Path\nfrom cifar_utils.data import load_cifar10\n"
-                   "from cifar_utils.config import TrainConfig\nfrom cifar_utils.training import fit\n"
-                   f"fit(TrainConfig(epochs=1, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
-                   "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
-                   params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True")
+    _fake_notebook(
+        nbs / "02_training.ipynb",
+        "from pathlib import Path\nfrom cifar_utils.core.data import load_cifar10\n"
+        "from cifar_utils.core.config import TrainConfig\nfrom cifar_utils.runs.training import fit\n"
+        f"fit(TrainConfig(epochs=1, batch_size=100, val_size=50), dataset=load_cifar10({str(synthetic_root)!r}, "
+        "verify=False), run_dir=Path(RUNS_DIR) / RUN_NAME, progress=False, log=print)",
+        params="RUN_NAME = None\nRUNS_DIR = None\nREUSE = True",
+    )
 
 
 @pytest.mark.slow
@@ -371,8 +476,9 @@ def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root)
     for name in R.LONG_NOTEBOOKS:
         _fake_notebook(nbs / name, "raise AssertionError('the experiments ran')")
     out = tmp_path / "out"
-    result = R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, notebooks_dir=nbs,
-                          experiments=False, log=None)
+    result = R.run_report(
+        out, smoke=True, data_root=synthetic_root, verify=False, notebooks_dir=nbs, experiments=False, log=None
+    )
     assert [p.name for p in result.notebooks] == list(R.NOTEBOOKS[:3])
     assert (out / "notebooks" / "02_training.ipynb").is_file()
     assert not (out / "notebooks" / "04_augmentation_ablation.ipynb").exists()
@@ -382,12 +488,15 @@ def test_skip_experiments_runs_notebooks_01_to_03_only(tmp_path, synthetic_root)
 
 # ----------------------------------------------------------------------------- the renderings and the landing page
 
-_PATHS = ("import sys\nfrom pathlib import Path\nprint('figures go to', Path(OUTPUT_DIR) / 'figures', 'and the data is in', DATA_ROOT)\n"
-          "print('a progress bar in', sys.prefix, file=sys.stderr)")
+_PATHS = (
+    "import sys\nfrom pathlib import Path\nprint('figures go to', Path(OUTPUT_DIR) / 'figures', 'and the data is in', DATA_ROOT)\n"
+    "print('a progress bar in', sys.prefix, file=sys.stderr)"
+)
 
 
-def executed_stand_in(folder: Path, staging: Path, data_root: Path, name: str = "01_data_exploration.ipynb",
-                      *cells: str) -> Path:
+def executed_stand_in(
+    folder: Path, staging: Path, data_root: Path, name: str = "01_data_exploration.ipynb", *cells: str
+) -> Path:
     """A stand-in notebook run by papermill as the report runs it: absolute paths in, outputs to a staging folder."""
     import papermill
 
@@ -399,9 +508,13 @@ def executed_stand_in(folder: Path, staging: Path, data_root: Path, name: str = 
     executed = staging / "notebooks" / name
     executed.parent.mkdir(parents=True, exist_ok=True)
     with R._kernel_environment(smoke=True):
-        papermill.execute_notebook(str(folder / name), str(executed), kernel_name="python3", progress_bar=False,
-                                   parameters={"SMOKE": True, "DATA_ROOT": str(data_root), "OUTPUT_DIR": str(staging),
-                                               "VERIFY_DATA": False})
+        papermill.execute_notebook(
+            str(folder / name),
+            str(executed),
+            kernel_name="python3",
+            progress_bar=False,
+            parameters={"SMOKE": True, "DATA_ROOT": str(data_root), "OUTPUT_DIR": str(staging), "VERIFY_DATA": False},
+        )
     return executed
 
 
@@ -417,7 +530,9 @@ def test_renderings_name_no_machine_path_and_the_reading_one_shows_no_code(tmp_p
     staging = out / ".report-staging-pid1-abc"
     executed = executed_stand_in(tmp_path / "nbs", staging, synthetic_root)
     assert str(staging) in executed.read_text()  # papermill wrote the machine paths into the executed notebook
-    plain, coded = render.write_renderings(executed, out / "reports", render.PathDisplay(out, staging, synthetic_root))
+    plain, coded = rendering.write_renderings(
+        executed, out / "reports", rendering.PathDisplay(out, staging, synthetic_root)
+    )
     assert (plain.name, coded.name) == ("01_data_exploration.html", "01_data_exploration.code.html")
     for page in (plain.read_text(), coded.read_text()):
         for machine in (str(tmp_path), str(synthetic_root), str(PROJECT), "report-staging", "/tmp/"):
@@ -425,10 +540,14 @@ def test_renderings_name_no_machine_path_and_the_reading_one_shows_no_code(tmp_p
         assert "<script src=" not in page  # nothing fetched from the network: the page reads offline
     text, code_text = _visible_text(plain.read_text()), _visible_text(coded.read_text())
     assert f"figures go to out/figures and the data is in {synthetic_root.name}" in text
-    assert f"OUTPUT_DIR = 'out'" in text and f"DATA_ROOT = '{synthetic_root.name}'" in text
+    assert "OUTPUT_DIR = 'out'" in text and f"DATA_ROOT = '{synthetic_root.name}'" in text
     assert "VERIFY_DATA" not in text  # how the report ran, not what a reader needs
     assert text.index("Stand-in 01_data_exploration.ipynb") < text.index("figures go to")
-    assert "print(" not in text and "import os" not in text and "jp-InputArea-editor" not in plain.read_text().split("<main>")[1]
+    assert (
+        "print(" not in text
+        and "import os" not in text
+        and "jp-InputArea-editor" not in plain.read_text().split("<main>")[1]
+    )
     assert "print(" in code_text and "import os" in code_text
     assert "a progress bar in" not in text and "a progress bar in <python>" in code_text  # stderr: with the code only
     assert "# Parameters set by the report" in code_text and "OUTPUT_DIR = 'out'" in code_text
@@ -439,69 +558,94 @@ def test_renderings_name_no_machine_path_and_the_reading_one_shows_no_code(tmp_p
 def test_path_display_relative_to_the_project_then_the_data_variable_then_the_output_folder(tmp_path, monkeypatch):
     data = tmp_path / "datasets" / "cifar10"
     monkeypatch.setenv("CIFAR10_ROOT", str(data))
-    inside = render.PathDisplay(PROJECT / "outputs", PROJECT / "outputs" / ".report-staging-pid9-x", data)
+    inside = rendering.PathDisplay(PROJECT / "outputs", PROJECT / "outputs" / ".report-staging-pid9-x", data)
     assert inside.shown(PROJECT / "outputs" / ".report-staging-pid9-x" / "runs" / "a") == "outputs/runs/a"
     assert inside.shown(PROJECT / "data") == "data" and inside.shown(data) == "$CIFAR10_ROOT"
     assert inside.shown("relative/name") == "relative/name" and inside.shown("/somewhere/else/run") == ".../run"
-    outside = render.PathDisplay(tmp_path / "report", None, tmp_path / "other")
+    outside = rendering.PathDisplay(tmp_path / "report", None, tmp_path / "other")
     assert outside.shown(tmp_path / "report" / "runs" / "b") == "report/runs/b"
     assert outside.value({"RUNS": [str(tmp_path / "report" / "runs" / "b"), "c"]}) == {"RUNS": ["report/runs/b", "c"]}
-    assert inside.text(f"in {PROJECT}/outputs/.report-staging-pid9-x/runs/a, from {data}/x; {PROJECT}") == \
-        "in outputs/runs/a, from $CIFAR10_ROOT/x; ."
+    assert (
+        inside.text(f"in {PROJECT}/outputs/.report-staging-pid9-x/runs/a, from {data}/x; {PROJECT}")
+        == "in outputs/runs/a, from $CIFAR10_ROOT/x; ."
+    )
     assert inside.text(f"{PROJECT}-old/file") == f"{PROJECT}-old/file"  # a sibling folder is not the project
 
 
-def _record(folder: Path, accuracy: float, recipe: str = "seed", seed: int = 0, train_images: int = 45000,
-            test_images: int = 10000, **knobs) -> Path:
+def _record(
+    folder: Path,
+    accuracy: float,
+    recipe: str = "seed",
+    seed: int = 0,
+    train_images: int = 45000,
+    test_images: int = 10000,
+    **knobs,
+) -> Path:
     """A finished run's record as training writes it (config.json and metrics.json), with a given test accuracy."""
-    from cifar_utils.config import recipe_config
+    from cifar_utils.core.config import recipe_config
 
     folder.mkdir(parents=True)
-    runs.write_json(folder / runs.CONFIG, recipe_config(recipe, seed=seed, **knobs).to_dict())
-    runs.write_json(folder / runs.METRICS, {"test_accuracy": accuracy, "test_images": test_images,
-                                            "train_images": train_images, "seconds": 1.0})
+    run_files.write_json(folder / run_files.CONFIG, recipe_config(recipe, seed=seed, **knobs).to_dict())
+    run_files.write_json(
+        folder / run_files.METRICS,
+        {"test_accuracy": accuracy, "test_images": test_images, "train_images": train_images, "seconds": 1.0},
+    )
     return folder
 
 
 def test_executive_summary_computes_every_number_from_the_runs(tmp_path):
-    from cifar_utils import stats
+    from cifar_utils.analysis import stats
 
-    folders = [_record(tmp_path / "seed-seed_cnn-seed0", 0.7921), _record(tmp_path / "fast", 0.9403, "fast", train_images=50000)]
+    folders = [
+        _record(tmp_path / "seed-seed_cnn-seed0", 0.7921),
+        _record(tmp_path / "fast", 0.9403, "fast", train_images=50000),
+    ]
     subset = {"train_subset": 10000, "train_images": 8000}
     base = [0.66, 0.67, 0.685]
     flip = [0.70, 0.715, 0.72]
     folders += [_record(tmp_path / "ex" / f"none{s}", a, seed=s, **subset) for s, a in enumerate(base, 1)]
-    folders += [_record(tmp_path / "ex" / f"flip{s}", a, seed=s, augment="flip", **subset) for s, a in enumerate(flip, 1)]
+    folders += [
+        _record(tmp_path / "ex" / f"flip{s}", a, seed=s, augment="flip", **subset) for s, a in enumerate(flip, 1)
+    ]
     folders += [tmp_path / "not-a-run"]
     groups = landing.configurations(folders)
     assert sorted(g.n for g in groups) == [1, 1, 3, 3]
     lines = landing.executive_summary(groups)
-    assert lines[0] == ("Best model: the fast recipe (fast, 8 epochs on 50,000 training images), 94.03% test accuracy "
-                        "(one seed, so no interval) on 10,000 test images.")
-    assert lines[1] == ("The seed baseline, the seed recipe (seed_cnn, 10 epochs on 45,000 training images), reaches "
-                        "79.21% test accuracy (one seed, so no interval) on 10,000 test images; the best model is "
-                        "+14.82 points (one seed on a side, so no interval) above it.")
+    assert lines[0] == (
+        "Best model: the fast recipe (fast, 8 epochs on 50,000 training images), 94.03% test accuracy "
+        "(one seed, so no interval) on 10,000 test images."
+    )
+    assert lines[1] == (
+        "The seed baseline, the seed recipe (seed_cnn, 10 epochs on 45,000 training images), reaches "
+        "79.21% test accuracy (one seed, so no interval) on 10,000 test images; the best model is "
+        "+14.82 points (one seed on a side, so no interval) above it."
+    )
     c = stats.welch_test(flip, base)
     assert c.significant()
-    assert lines[2] == (f"The experiments compared 1 configuration with the configuration each one changes, trained "
-                        f"and tested on the same images (3 seeds each): 1 of them differs from it by more than the "
-                        f"seed-to-seed spread (Welch's t-test on test accuracy, p < 0.05). The largest difference is the "
-                        f"seed recipe, augment flip (seed_cnn, 10 epochs on 8,000 training images), against the seed "
-                        f"recipe (seed_cnn, 10 epochs on 8,000 training images): {100 * c.difference:+.2f} points "
-                        f"(95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}]).")
+    assert lines[2] == (
+        f"The experiments compared 1 configuration with the configuration each one changes, trained "
+        f"and tested on the same images (3 seeds each): 1 of them differs from it by more than the "
+        f"seed-to-seed spread (Welch's t-test on test accuracy, p < 0.05). The largest difference is the "
+        f"seed recipe, augment flip (seed_cnn, 10 epochs on 8,000 training images), against the seed "
+        f"recipe (seed_cnn, 10 epochs on 8,000 training images): {100 * c.difference:+.2f} points "
+        f"(95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}])."
+    )
     # Several seeds of the best model: its mean and t interval, and a smoke run says so first.
     best = [_record(tmp_path / f"fast{s}", a, "fast", seed=s, train_images=50000) for s, a in ((1, 0.94), (2, 0.942))]
     s = stats.summarize([0.9403, 0.94, 0.942])
     lines = landing.executive_summary(landing.configurations(folders + best), smoke=True)
     assert lines[0].startswith("Smoke run:")
-    assert (f"{100 * s.mean:.2f}% mean test accuracy over 3 seeds (95% t interval [{100 * s.ci_low:.2f}, "
-            f"{100 * s.ci_high:.2f}]%) on 10,000 test images.") in lines[1]
-    assert landing.executive_summary([]) == ["No run with a test result was found; run the report (`make report`) to "
-                                             "train and evaluate one."]
+    assert (
+        f"{100 * s.mean:.2f}% mean test accuracy over 3 seeds (95% t interval [{100 * s.ci_low:.2f}, "
+        f"{100 * s.ci_high:.2f}]%) on 10,000 test images."
+    ) in lines[1]
+    assert landing.executive_summary([]) == [
+        "No run with a test result was found; run the report (`make report`) to train and evaluate one."
+    ]
 
 
 def test_executive_summary_holm_corrects_across_the_experiments(tmp_path):
-    from cifar_utils import stats
+    from cifar_utils.analysis import stats
 
     subset = {"train_subset": 10000, "train_images": 8000}
     base, flip, smooth = [0.66, 0.67, 0.68], [0.685, 0.69, 0.70], [0.66, 0.675, 0.68]
@@ -518,13 +662,17 @@ def test_each_experiment_is_compared_with_what_it_changes_and_other_architecture
     seeds = (1, 2, 3)
     folders = [_record(tmp_path / f"seed{s}", a, seed=s) for s, a in zip(seeds, (0.79, 0.795, 0.80))]
     folders += [_record(tmp_path / f"short{s}", a, seed=s, epochs=2) for s, a in zip(seeds, (0.70, 0.705, 0.71))]
-    folders += [_record(tmp_path / f"resnet{s}", a, seed=s, model="resnet18", optimizer="sgd", lr=0.1)
-                for s, a in zip(seeds, (0.30, 0.31, 0.32))]
+    folders += [
+        _record(tmp_path / f"resnet{s}", a, seed=s, model="resnet18", optimizer="sgd", lr=0.1)
+        for s, a in zip(seeds, (0.30, 0.31, 0.32))
+    ]
     # An ablation arm at a smaller size of the fast recipe: against its own full arm, not the unchanged recipe.
     small = {"epochs": 2, "batch_size": 500}
     folders += [_record(tmp_path / f"full{s}", a, "fast", seed=s, **small) for s, a in zip(seeds, (0.85, 0.856, 0.86))]
-    folders += [_record(tmp_path / f"sgd{s}", a, "fast", seed=s, label_smoothing=0.0, **small)
-                for s, a in zip(seeds, (0.845, 0.85, 0.852))]
+    folders += [
+        _record(tmp_path / f"sgd{s}", a, "fast", seed=s, label_smoothing=0.0, **small)
+        for s, a in zip(seeds, (0.845, 0.85, 0.852))
+    ]
     sentence = landing.executive_summary(landing.configurations(folders))[-1]
     assert sentence.startswith("The experiments compared 2 configurations with the configuration each one changes")
     assert "resnet18" not in sentence  # another architecture is notebook 07's question, at equal time
@@ -532,9 +680,15 @@ def test_each_experiment_is_compared_with_what_it_changes_and_other_architecture
 
 
 def test_landing_page_links_both_renderings_and_each_notebooks_figures(tmp_path):
-    for name in ("reports/01_data_exploration.html", "reports/01_data_exploration.code.html",
-                 "reports/06_robustness.html", "reports/06_robustness.code.html",
-                 "figures/01_class_balance.png", "figures/landing_page.png", "figures/07_unknown.png"):
+    for name in (
+        "reports/01_data_exploration.html",
+        "reports/01_data_exploration.code.html",
+        "reports/06_robustness.html",
+        "reports/06_robustness.code.html",
+        "figures/01_class_balance.png",
+        "figures/landing_page.png",
+        "figures/07_unknown.png",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
     nb = new_notebook(cells=[nbformat.v4.new_markdown_cell("# 01 · Data exploration\n\nText.")])
@@ -568,9 +722,13 @@ def _three_notebooks(folder: Path, first: str = "x = 1", second: str = "x = 2", 
 @pytest.fixture
 def previous_report(tmp_path) -> Path:
     out = tmp_path / "out"
-    for name, text in {"results.md": "the good report\n", "notebooks/01_data_exploration.ipynb": "{}\n",
-                       "reports/01_data_exploration.html": "<p>old</p>\n", "figures/01_class_balance.png": "png",
-                       f"runs/{RUN_NAME}/history.csv": "epoch\n1\n"}.items():
+    for name, text in {
+        "results.md": "the good report\n",
+        "notebooks/01_data_exploration.ipynb": "{}\n",
+        "reports/01_data_exploration.html": "<p>old</p>\n",
+        "figures/01_class_balance.png": "png",
+        f"runs/{RUN_NAME}/history.csv": "epoch\n1\n",
+    }.items():
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text(text)
     return out
@@ -578,13 +736,24 @@ def previous_report(tmp_path) -> Path:
 
 def _snapshot(out: Path) -> dict:
     """Every file of the report by path, but for lock files and the copies of failed notebooks."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and not p.name.endswith((".lock", ".failed.ipynb"))}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.name.endswith((".lock", ".failed.ipynb"))
+    }
 
 
 def _report(out: Path, nbs: Path, synthetic_root: Path, **kwargs):
-    return R.run_report(out, smoke=True, data_root=synthetic_root, verify=False, notebooks_dir=nbs, experiments=False,
-                        log=None, **kwargs)
+    return R.run_report(
+        out,
+        smoke=True,
+        data_root=synthetic_root,
+        verify=False,
+        notebooks_dir=nbs,
+        experiments=False,
+        log=None,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
@@ -602,14 +771,25 @@ def test_a_later_notebook_failing_after_earlier_ones_ran_replaces_nothing(tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cells,timeout,expected", [
-    ({"second": "import os\nos._exit(1)"}, None,
-     "notebook 02_training.ipynb stopped: its kernel died (out of memory, or a crash outside Python); nothing in "),
-    ({"first": "import time\ntime.sleep(120)"}, 5,
-     "notebook 01_data_exploration.ipynb stopped: a cell ran longer than the 5 s limit (--cell-timeout); nothing in "),
-], ids=["kernel dies", "cell times out"])
-def test_a_kernel_that_dies_or_times_out_replaces_nothing(tmp_path, synthetic_root, previous_report, cells, timeout,
-                                                          expected):
+@pytest.mark.parametrize(
+    "cells,timeout,expected",
+    [
+        (
+            {"second": "import os\nos._exit(1)"},
+            None,
+            "notebook 02_training.ipynb stopped: its kernel died (out of memory, or a crash outside Python); nothing in ",
+        ),
+        (
+            {"first": "import time\ntime.sleep(120)"},
+            5,
+            "notebook 01_data_exploration.ipynb stopped: a cell ran longer than the 5 s limit (--cell-timeout); nothing in ",
+        ),
+    ],
+    ids=["kernel dies", "cell times out"],
+)
+def test_a_kernel_that_dies_or_times_out_replaces_nothing(
+    tmp_path, synthetic_root, previous_report, cells, timeout, expected
+):
     before = _snapshot(previous_report)
     nbs = _three_notebooks(tmp_path / "nbs", **cells)
     started = time.monotonic()
@@ -621,8 +801,9 @@ def test_a_kernel_that_dies_or_times_out_replaces_nothing(tmp_path, synthetic_ro
 
 
 @pytest.mark.slow
-def test_an_html_export_failing_after_every_notebook_ran_replaces_nothing(tmp_path, synthetic_root, previous_report,
-                                                                         monkeypatch):
+def test_an_html_export_failing_after_every_notebook_ran_replaces_nothing(
+    tmp_path, synthetic_root, previous_report, monkeypatch
+):
     from nbconvert import HTMLExporter
 
     before = _snapshot(previous_report)
@@ -639,8 +820,10 @@ def test_an_html_export_failing_after_every_notebook_ran_replaces_nothing(tmp_pa
     with pytest.raises(R.NotebookFailed) as exc:
         _report(previous_report, _three_notebooks(tmp_path / "nbs"), synthetic_root)
     assert list(dict.fromkeys(rendered)) == list(R.NOTEBOOKS[:3])
-    assert str(exc.value) == (f"notebook 03_results_analysis.ipynb ran, but could not be rendered as HTML (ValueError: "
-                              f"template 'lab' not found); nothing in {previous_report} was replaced")
+    assert str(exc.value) == (
+        f"notebook 03_results_analysis.ipynb ran, but could not be rendered as HTML (ValueError: "
+        f"template 'lab' not found); nothing in {previous_report} was replaced"
+    )
     assert _snapshot(previous_report) == before and not list(previous_report.glob(".report-staging-*"))
 
 
@@ -649,15 +832,24 @@ def test_ctrl_c_during_a_report_replaces_nothing_and_stops_the_kernel(tmp_path, 
     """A real SIGINT to a report process while notebook 02's kernel sleeps in a cell."""
     before = _snapshot(previous_report)
     kernel_pid = tmp_path / "kernel.pid"
-    nbs = _three_notebooks(tmp_path / "nbs", second=f"import os, time\nopen({str(kernel_pid)!r}, 'w').write(str(os.getpid()))\n"
-                                                     "time.sleep(300)")
-    child = (f"import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
-             f"from cifar_utils import report as R\nfrom cifar_utils.errors import CifarError\n"
-             f"try:\n    R.run_report({str(previous_report)!r}, smoke=True, data_root={str(synthetic_root)!r}, verify=False,"
-             f" notebooks_dir={str(nbs)!r}, experiments=False, log=None)\n"
-             f"except CifarError as exc:\n    print(f'error: {{exc}}', file=sys.stderr); sys.exit(130)\n")
-    proc = subprocess.Popen([sys.executable, "-c", child], cwd=Path(__file__).resolve().parent.parent,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nbs = _three_notebooks(
+        tmp_path / "nbs",
+        second=f"import os, time\nopen({str(kernel_pid)!r}, 'w').write(str(os.getpid()))\ntime.sleep(300)",
+    )
+    child = (
+        f"import signal, sys\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        f"from cifar_utils.report import runner as R\nfrom cifar_utils.errors import CifarError\n"
+        f"try:\n    R.run_report({str(previous_report)!r}, smoke=True, data_root={str(synthetic_root)!r}, verify=False,"
+        f" notebooks_dir={str(nbs)!r}, experiments=False, log=None)\n"
+        f"except CifarError as exc:\n    print(f'error: {{exc}}', file=sys.stderr); sys.exit(130)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not (kernel_pid.exists() and kernel_pid.read_text()):
         assert proc.poll() is None, proc.communicate()
@@ -668,8 +860,10 @@ def test_ctrl_c_during_a_report_replaces_nothing_and_stops_the_kernel(tmp_path, 
     # The dying kernel may print its own tracebacks on the same stderr; none may come from the report process.
     assert proc.returncode == 130 and 'File "<string>"' not in err and "/cifar_utils/" not in err, err
     lines = [line for line in err.splitlines() if line.startswith("error: ")]
-    assert lines == [f"error: report interrupted (Ctrl-C) in notebook 02_training.ipynb; nothing in {previous_report} "
-                     f"was replaced (the runs notebooks 04, 05 and 07 finished are kept, and reused next time)"], err
+    assert lines == [
+        f"error: report interrupted (Ctrl-C) in notebook 02_training.ipynb; nothing in {previous_report} "
+        f"was replaced (the runs notebooks 04, 05 and 07 finished are kept, and reused next time)"
+    ], err
     assert _snapshot(previous_report) == before and not list(previous_report.glob(".report-staging-*"))
     kernel = int(kernel_pid.read_text())
     deadline = time.monotonic() + 30  # the kernel notices that its parent has gone
@@ -682,19 +876,27 @@ def test_ctrl_c_during_a_report_replaces_nothing_and_stops_the_kernel(tmp_path, 
 def test_a_full_report_analyses_the_reference_run_beside_its_own(tmp_path, synthetic_root, monkeypatch):
     """Not smoke: the reference run is trained once (reused the next time, trained again with --retrain),
     notebooks 03 and 06 receive it after the report's own run, and 06 corrupts the first 2,000 test images."""
-    from cifar_utils import reference_runs as REF
+    from cifar_utils.runs import reference as REF
 
-    monkeypatch.setattr(REF, "REFERENCE_RUNS", {"tiny-ref": ("seed", {"epochs": 1, "train_subset": 200, "val_size": 100})})
+    monkeypatch.setattr(
+        REF, "REFERENCE_RUNS", {"tiny-ref": ("seed", {"epochs": 1, "train_subset": 200, "val_size": 100})}
+    )
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     _stand_in_01_and_02(nbs, synthetic_root)
     seen = tmp_path / "seen"
     seen.mkdir()
     record = "import json\nopen({path!r}, 'w').write(json.dumps({{'runs': [str(r) for r in RUNS], 'test_images': TEST_IMAGES}}))"
-    _fake_notebook(nbs / "03_results_analysis.ipynb", record.format(path=str(seen / "03.json")),
-                   params="RUNS = None\nTEST_IMAGES = None\nEXPERIMENT_RUNS_DIR = None")
-    _fake_notebook(nbs / "06_robustness.ipynb", record.format(path=str(seen / "06.json")),
-                   params="RUNS = None\nTEST_IMAGES = None\nCACHE_DIR = None")
+    _fake_notebook(
+        nbs / "03_results_analysis.ipynb",
+        record.format(path=str(seen / "03.json")),
+        params="RUNS = None\nTEST_IMAGES = None\nEXPERIMENT_RUNS_DIR = None",
+    )
+    _fake_notebook(
+        nbs / "06_robustness.ipynb",
+        record.format(path=str(seen / "06.json")),
+        params="RUNS = None\nTEST_IMAGES = None\nCACHE_DIR = None",
+    )
     for name in R.RECORD_NOTEBOOKS:
         _fake_notebook(nbs / name, "x = 1", params="RUNS_DIR = None\nRERUN = False")
     out = tmp_path / "out"
@@ -708,16 +910,16 @@ def test_a_full_report_analyses_the_reference_run_beside_its_own(tmp_path, synth
     assert (out / "figures" / "landing_page.png").read_bytes() == b"no notebook makes this"
 
     reference = out / "runs" / "tiny-ref"
-    assert runs.load_run(reference).metrics["test_accuracy"] is not None
+    assert run_files.load_run(reference).metrics["test_accuracy"] is not None
     for name in ("03", "06"):
         passed = json.loads((seen / f"{name}.json").read_text())
         assert [Path(r).name for r in passed["runs"]] == ["seed-seed_cnn-seed0", "tiny-ref"]
     assert json.loads((seen / "06.json").read_text())["test_images"] == robustness.REPORT_TEST_IMAGES
     assert json.loads((seen / "03.json").read_text())["test_images"] is None  # 03 still evaluates every test image
 
-    trained_at = (reference / runs.CHECKPOINT).stat().st_mtime_ns
+    trained_at = (reference / run_files.CHECKPOINT).stat().st_mtime_ns
     R.run_report(out, data_root=synthetic_root, verify=False, notebooks_dir=nbs, params={"TEST_IMAGES": 300}, log=None)
-    assert (reference / runs.CHECKPOINT).stat().st_mtime_ns == trained_at  # reused
+    assert (reference / run_files.CHECKPOINT).stat().st_mtime_ns == trained_at  # reused
     assert json.loads((seen / "06.json").read_text())["test_images"] == 300
     R.run_report(out, data_root=synthetic_root, verify=False, notebooks_dir=nbs, reuse=False, log=None)
-    assert (reference / runs.CHECKPOINT).stat().st_mtime_ns != trained_at  # --retrain trains it again
+    assert (reference / run_files.CHECKPOINT).stat().st_mtime_ns != trained_at  # --retrain trains it again

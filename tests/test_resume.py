@@ -1,5 +1,7 @@
 """Crash safety: resume after SIGKILL and Ctrl-C gives the uninterrupted result; writes are atomic."""
+
 import os
+import pickle
 import shlex
 import signal
 import subprocess
@@ -10,20 +12,38 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifar_utils import atomic, runs
 from cifar_utils.cli import main
-from cifar_utils.data import load_cifar10
-from cifar_utils.config import TrainConfig
+from cifar_utils.core.config import TrainConfig
+from cifar_utils.core.data import load_cifar10
 from cifar_utils.errors import CifarError, TrainingInterrupted
-from cifar_utils.training import PAUSE_ENV, fit
+from cifar_utils.runs import atomic, run_files
+from cifar_utils.runs.training import PAUSE_ENV, fit
 
 REPO = Path(__file__).resolve().parent.parent
 # 400 training images in batches of 16: 25 steps an epoch, long enough to stop a run inside one.
 # Adam, augmentation, dropout, a warm-up + decay schedule and label smoothing: every piece of
 # state a resume must restore (optimizer moments, generator, global RNG, schedule position).
-CONFIG = ["--epochs", "3", "--batch-size", "16", "--val-size", "100", "--augment", "flip+translate",
-          "--schedule", "onecycle", "--warmup-epochs", "1", "--label-smoothing", "0.1", "--device", "cpu",
-          "--precision", "fp32", "--no-progress"]
+CONFIG = [
+    "--epochs",
+    "3",
+    "--batch-size",
+    "16",
+    "--val-size",
+    "100",
+    "--augment",
+    "flip+translate",
+    "--schedule",
+    "onecycle",
+    "--warmup-epochs",
+    "1",
+    "--label-smoothing",
+    "0.1",
+    "--device",
+    "cpu",
+    "--precision",
+    "fp32",
+    "--no-progress",
+]
 
 
 # One thread, here and in the children: the test machine's 2 cores are shared, and oversubscribed
@@ -40,8 +60,10 @@ def _cli(*args) -> list[str]:
     # Python's own Ctrl-C handler in the child, so that SIGINT becomes KeyboardInterrupt even when
     # this test runs where SIGINT is ignored (a background job in a non-interactive shell). Set by
     # the child itself: no preexec_fn in a parent that already runs threads.
-    bootstrap = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                 "from cifar_utils.cli import main; sys.exit(main())")
+    bootstrap = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from cifar_utils.cli import main; sys.exit(main())"
+    )
     return [sys.executable, "-c", bootstrap, *map(str, args)]
 
 
@@ -52,8 +74,8 @@ def _start(cmd, pause_at: str, marker: Path) -> subprocess.Popen:
 
 
 def _rows(run_dir: Path) -> list[dict]:
-    path = run_dir / runs.HISTORY
-    return runs.read_history(path) if path.exists() else []
+    path = run_dir / run_files.HISTORY
+    return run_files.read_history(path) if path.exists() else []
 
 
 def _stop_at(proc: subprocess.Popen, marker: Path, sig: int) -> tuple[str, str]:
@@ -98,19 +120,25 @@ def test_sigkill_then_ctrl_c_then_resume_matches_an_uninterrupted_run(synthetic_
     run = tmp_path / "run"
 
     # 1. SIGKILL at step 12 of epoch 2's 25: nothing can run, the checkpoint of epoch 1 must survive.
-    _stop_at(_start(_cli("train", "--out", run, *data, *CONFIG), "2:12", tmp_path / "paused-1"), tmp_path / "paused-1",
-             signal.SIGKILL)
-    assert len(_rows(run)) == 1 and len(runs.load_checkpoint(run)["history"]) == 1
+    _stop_at(
+        _start(_cli("train", "--out", run, *data, *CONFIG), "2:12", tmp_path / "paused-1"),
+        tmp_path / "paused-1",
+        signal.SIGKILL,
+    )
+    assert len(_rows(run)) == 1 and len(run_files.load_checkpoint(run)["history"]) == 1
 
     # 2. Resume, then Ctrl-C at step 12 of epoch 3: a clean exit that says how to continue.
-    out, err = _stop_at(_start(_cli("train", "--resume", run, *data, "--no-progress"), "3:12", tmp_path / "paused-2"),
-                        tmp_path / "paused-2", signal.SIGINT)
+    out, err = _stop_at(
+        _start(_cli("train", "--resume", run, *data, "--no-progress"), "3:12", tmp_path / "paused-2"),
+        tmp_path / "paused-2",
+        signal.SIGINT,
+    )
     assert "resuming" in out and "after epoch 1 of 3" in out
     message = err.strip().splitlines()[-1]
     assert "Traceback" not in err
     assert message.startswith("error: training interrupted in epoch 3 of 3; the checkpoint after epoch 2 is in")
     assert f"--resume {run}" in message
-    assert len(runs.load_checkpoint(run)["history"]) == 2 and not list(run.glob(".*.tmp"))
+    assert len(run_files.load_checkpoint(run)["history"]) == 2 and not list(run.glob(".*.tmp"))
 
     # 3. The command the message gave finishes the run (run here, in this process, to save a start-up).
     command = shlex.split(message.split("continue with: ", 1)[1])
@@ -120,18 +148,27 @@ def test_sigkill_then_ctrl_c_then_resume_matches_an_uninterrupted_run(synthetic_
     # Same history (but for wall time), same final scores, the very same weights.
     assert _without_seconds(_rows(run)) == _without_seconds(_rows(reference))
     assert len(_rows(run)) == 3
-    assert _scores(runs.read_json(run / runs.METRICS)) == _scores(runs.read_json(reference / runs.METRICS))
-    resumed, uninterrupted = runs.load_checkpoint(run)["model"], runs.load_checkpoint(reference)["model"]
+    assert _scores(run_files.read_json(run / run_files.METRICS)) == _scores(
+        run_files.read_json(reference / run_files.METRICS)
+    )
+    resumed, uninterrupted = run_files.load_checkpoint(run)["model"], run_files.load_checkpoint(reference)["model"]
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
-    assert runs.read_json(run / runs.METRICS)["provenance"]["seed"] == 0
+    assert run_files.read_json(run / run_files.METRICS)["provenance"]["seed"] == 0
 
 
 def test_resume_in_process_after_interrupt_like_a_notebook(synthetic_root, tmp_path):
     """fit(resume=True) is what a notebook calls; a KeyboardInterrupt there keeps epoch 1's checkpoint."""
     dataset = load_cifar10(synthetic_root, download=False, verify=False)
-    config = TrainConfig(epochs=3, batch_size=50, val_size=100, train_subset=100, augment="flip+translate",
-                         device="cpu", precision="fp32")
+    config = TrainConfig(
+        epochs=3,
+        batch_size=50,
+        val_size=100,
+        train_subset=100,
+        augment="flip+translate",
+        device="cpu",
+        precision="fp32",
+    )
     quiet = dict(dataset=dataset, progress=False)
     reference = fit(config, log=lambda *_: None, **quiet)
 
@@ -141,7 +178,7 @@ def test_resume_in_process_after_interrupt_like_a_notebook(synthetic_root, tmp_p
 
     with pytest.raises(TrainingInterrupted, match=r"in epoch 2 of 3; the checkpoint after epoch 1 is in .*resume=True"):
         fit(config, run_dir=tmp_path / "run", log=ctrl_c_in_epoch_2, **quiet)
-    assert len(runs.read_history(tmp_path / "run" / runs.HISTORY)) == 1
+    assert len(run_files.read_history(tmp_path / "run" / run_files.HISTORY)) == 1
     resumed = fit(config, run_dir=tmp_path / "run", resume=True, log=lambda *_: None, **quiet)
     assert _without_seconds(resumed.history) == _without_seconds(reference.history)
     assert _scores(resumed.metrics) == _scores(reference.metrics)
@@ -154,8 +191,13 @@ def test_interrupt_before_the_first_checkpoint_says_there_is_nothing_to_resume(s
         raise KeyboardInterrupt
 
     with pytest.raises(TrainingInterrupted, match=r"in epoch 1 of 2, before its first checkpoint.*overwrite=True"):
-        fit(TrainConfig(epochs=2, batch_size=50, val_size=100, train_subset=50, device="cpu"), dataset=dataset,
-            run_dir=tmp_path / "run", progress=False, log=ctrl_c)
+        fit(
+            TrainConfig(epochs=2, batch_size=50, val_size=100, train_subset=50, device="cpu"),
+            dataset=dataset,
+            run_dir=tmp_path / "run",
+            progress=False,
+            log=ctrl_c,
+        )
     with pytest.raises(CifarError, match=r"no checkpoint \(model.pt\) because its first epoch never finished"):
         fit(run_dir=tmp_path / "run", resume=True, dataset=dataset, progress=False)
 
@@ -182,7 +224,7 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 def test_unpicklable_checkpoint_keeps_the_previous_one(tmp_path):
     target = tmp_path / "model.pt"
     atomic.torch_save({"weights": torch.ones(3)}, target)
-    with pytest.raises(Exception):
+    with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
         atomic.torch_save({"weights": torch.zeros(3), "bad": lambda: None}, target)  # fails mid-write
     assert torch.equal(torch.load(target, weights_only=True)["weights"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
@@ -193,13 +235,15 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
     target = tmp_path / "metrics.json"
     atomic.write_text(target, '{"old": true}\n')
     # The package without its __init__ (which imports torch): only atomic.py and errors.py load.
-    child = (f"import os, signal, sys, types\n"
-             f"package = types.ModuleType('cifar_utils'); package.__path__ = [{str(REPO / 'cifar_utils')!r}]\n"
-             f"sys.modules['cifar_utils'] = package\n"
-             f"from cifar_utils import atomic\n"
-             f"with atomic.atomic_path({str(target)!r}) as tmp:\n"
-             f"    tmp.write_text('{{\"new\": tr')\n"
-             f"    os.kill(os.getpid(), signal.SIGKILL)\n")
+    child = (
+        f"import os, signal, sys, types\n"
+        f"package = types.ModuleType('cifar_utils'); package.__path__ = [{str(REPO / 'cifar_utils')!r}]\n"
+        f"sys.modules['cifar_utils'] = package\n"
+        f"from cifar_utils import atomic\n"
+        f"with atomic.atomic_path({str(target)!r}) as tmp:\n"
+        f"    tmp.write_text('{{\"new\": tr')\n"
+        f"    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     assert subprocess.run([sys.executable, "-c", child]).returncode == -signal.SIGKILL
     assert target.read_text() == '{"old": true}\n'
     leftovers = atomic.remove_temporaries(tmp_path)
@@ -212,10 +256,15 @@ def test_fit_writes_every_output_through_a_rename(synthetic_root, tmp_path, monk
     real_replace = os.replace
     monkeypatch.setattr(atomic.os, "replace", lambda src, dst: (renamed.append(Path(dst).name), real_replace(src, dst)))
     dataset = load_cifar10(synthetic_root, download=False, verify=False)
-    fit(TrainConfig(epochs=1, batch_size=50, val_size=100, train_subset=50, device="cpu"), dataset=dataset, run_dir=tmp_path / "run",
-        progress=False, log=lambda *_: None)
+    fit(
+        TrainConfig(epochs=1, batch_size=50, val_size=100, train_subset=50, device="cpu"),
+        dataset=dataset,
+        run_dir=tmp_path / "run",
+        progress=False,
+        log=lambda *_: None,
+    )
     written = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {runs.CONFIG, runs.HISTORY, runs.METRICS, runs.CHECKPOINT, runs.CURVES} <= written
+    assert {run_files.CONFIG, run_files.HISTORY, run_files.METRICS, run_files.CHECKPOINT, run_files.CURVES} <= written
     assert written <= set(renamed)
 
 

@@ -6,6 +6,7 @@ Trials are tiny (the synthetic dataset, a narrow fast net, 100 training images i
 epochs), so that a trial takes a second or two; the victim worker is stopped at a known optimizer
 step with CIFAR_PAUSE_AT (see training._wait_for_a_signal) and killed there.
 """
+
 import os
 import re
 import signal
@@ -17,14 +18,13 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
-from cifar_utils import search as S
-from cifar_utils import studies
+from cifar_utils.analysis import search as S
+from cifar_utils.analysis import search_storage
 from cifar_utils.cli import main
-from cifar_utils.data import load_cifar10
-from cifar_utils.training import PAUSE_ENV, fit
+from cifar_utils.core.data import load_cifar10
+from cifar_utils.runs.training import PAUSE_ENV, fit
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -33,8 +33,9 @@ HEARTBEAT, GRACE = 1, 3  # seconds: a dead worker's trial is stale within second
 
 
 def tiny_search(trials: int) -> dict:
-    base = S.search_base_config(epochs=2, val_size=100, train_subset=100, model_kwargs={"widths": [8, 16, 16]},
-                                device="cpu", precision="fp32")
+    base = S.search_base_config(
+        epochs=2, val_size=100, train_subset=100, model_kwargs={"widths": [8, 16, 16]}, device="cpu", precision="fp32"
+    )
     return dict(base=base, space=S.SearchSpace(batch_size=(50,)), trials=trials)  # 2 optimizer steps an epoch
 
 
@@ -47,7 +48,7 @@ def _one_thread(one_torch_thread):
 def storage(request, tmp_path):
     """A storage URL: a journal file in a temporary folder, or the CI's PostgreSQL database."""
     if request.param == "journal":
-        yield str(tmp_path / "studies.journal")
+        yield str(tmp_path / "search_storage.journal")
         return
     url = os.environ.get(POSTGRES_ENV)
     if not url:
@@ -60,7 +61,7 @@ def study_name(storage):
     name = f"test-{uuid.uuid4().hex[:10]}"  # the database outlives the test: a name of its own
     yield name
     try:
-        optuna.delete_study(study_name=name, storage=studies.open_storage(storage))
+        optuna.delete_study(study_name=name, storage=search_storage.open_storage(storage))
     except KeyError:
         pass
 
@@ -72,8 +73,24 @@ def dataset(synthetic_root):
 
 def _worker(root, name, storage, *extra, pause_at: Path | None = None, grace: int = GRACE) -> subprocess.Popen:
     bootstrap = "import sys; from cifar_utils.cli import main; sys.exit(main())"
-    cmd = [sys.executable, "-c", bootstrap, "worker", "--study", name, "--storage", storage, "--data-root", str(root),
-           "--no-verify", "--heartbeat", str(HEARTBEAT), "--grace", str(grace), *map(str, extra)]
+    cmd = [
+        sys.executable,
+        "-c",
+        bootstrap,
+        "worker",
+        "--study",
+        name,
+        "--storage",
+        storage,
+        "--data-root",
+        str(root),
+        "--no-verify",
+        "--heartbeat",
+        str(HEARTBEAT),
+        "--grace",
+        str(grace),
+        *map(str, extra),
+    ]
     env = dict(ONE_THREAD, **({PAUSE_ENV: f"1:1:{pause_at}"} if pause_at else {}))
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -98,7 +115,7 @@ def _trials_run_by(output: str) -> list[int]:
 
 
 def _load(name, storage) -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=studies.open_storage(storage))
+    return optuna.load_study(study_name=name, storage=search_storage.open_storage(storage))
 
 
 @pytest.mark.slow
@@ -116,7 +133,7 @@ def test_two_workers_on_one_study_run_every_trial_exactly_once(synthetic_root, s
     assert sorted(t.number for t in trials) == sorted(ran[first.pid] + ran[second.pid]) == list(range(6))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     for t in trials:  # the worker that printed a trial is the one the trial records
-        assert t.number in ran[t.user_attrs[studies.OWNER_ATTR]["pid"]]
+        assert t.number in ran[t.user_attrs[search_storage.OWNER_ATTR]["pid"]]
     table = S.trials_table(study)
     assert len(table) == 6 and table["retry_of"].isna().all()
     assert table.loc[table["state"] == "COMPLETE", "value"].between(0, 1).all()
@@ -129,10 +146,10 @@ def test_a_worker_killed_mid_trial_leaves_a_failed_trial_retried_once(synthetic_
     victim = _worker(synthetic_root, study_name, storage, "--trials", 1, pause_at=marker)
     _wait_for_pause(victim, marker)
     (running,) = _load(study_name, storage).get_trials(states=(TrialState.RUNNING,))
-    assert running.user_attrs[studies.OWNER_ATTR]["pid"] == victim.pid
+    assert running.user_attrs[search_storage.OWNER_ATTR]["pid"] == victim.pid
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    if studies.is_database(storage):
+    if search_storage.is_database(storage):
         time.sleep(GRACE + HEARTBEAT)  # the heartbeat's verdict needs the grace period to pass since the last beat
 
     survivor = _worker(synthetic_root, study_name, storage)
@@ -150,7 +167,7 @@ def test_a_worker_killed_mid_trial_leaves_a_failed_trial_retried_once(synthetic_
     assert len(finished) == 3 and (table["state"] != "RUNNING").all()  # the killed trial is not counted, none lost
     assert sorted(_trials_run_by(out)) == sorted(finished.index)
 
-    assert studies.fail_stale_trials(_load(study_name, storage)) == []  # nothing left to recover...
+    assert search_storage.fail_stale_trials(_load(study_name, storage)) == []  # nothing left to recover...
     again = _finish(_worker(synthetic_root, study_name, storage))
     assert _trials_run_by(again) == [] and "finished 0 trials" in again  # ...and a finished study runs nothing more
     assert len(S.trials_table(_load(study_name, storage))) == len(table)
@@ -208,7 +225,9 @@ def test_the_epoch_hook_sees_every_epoch_and_changes_nothing(dataset):
     config = tiny_search(1)["base"]
     seen = []
     plain = fit(config, dataset=dataset, evaluate_test=False, progress=False, log=lambda *_: None)
-    hooked = fit(config, dataset=dataset, evaluate_test=False, progress=False, log=lambda *_: None, on_epoch=seen.append)
+    hooked = fit(
+        config, dataset=dataset, evaluate_test=False, progress=False, log=lambda *_: None, on_epoch=seen.append
+    )
     assert [row["epoch"] for row in seen] == [1, 2]
     strip = lambda history: [{k: v for k, v in row.items() if k != "seconds"} for row in history]  # noqa: E731
     assert strip(hooked.history) == strip(plain.history) == strip(seen)
@@ -244,8 +263,21 @@ def test_opening_an_existing_study_leaves_its_journal_unchanged(tmp_path):
 
 
 def test_the_worker_cli_says_what_is_wrong_in_one_line(tmp_path, synthetic_root, capsys):
-    assert main(["worker", "--study", "nope", "--storage", str(tmp_path / "x.journal"),
-                 "--data-root", str(synthetic_root), "--no-verify"]) == 2
+    assert (
+        main(
+            [
+                "worker",
+                "--study",
+                "nope",
+                "--storage",
+                str(tmp_path / "x.journal"),
+                "--data-root",
+                str(synthetic_root),
+                "--no-verify",
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip().startswith("error: there is no study 'nope'")
     assert main(["worker", "--study", "s", "--storage", "postgresql://me:hunter2@127.0.0.1:1/db"]) == 2
     err = capsys.readouterr().err
@@ -254,9 +286,13 @@ def test_the_worker_cli_says_what_is_wrong_in_one_line(tmp_path, synthetic_root,
 
 
 def test_owner_records_tell_a_dead_worker_from_a_live_one():
-    assert studies.owner_alive(studies.owner()) is True
+    assert search_storage.owner_alive(search_storage.owner()) is True
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    record = studies.owner(gone.pid)  # taken before it is reaped: running, or a zombie that still has its start time
+    record = search_storage.owner(
+        gone.pid
+    )  # taken before it is reaped: running, or a zombie that still has its start time
     gone.wait()
-    assert studies.owner_alive(record) is False
-    assert studies.owner_alive({**studies.owner(), "host": "elsewhere"}) is None  # another machine: cannot tell
+    assert search_storage.owner_alive(record) is False
+    assert (
+        search_storage.owner_alive({**search_storage.owner(), "host": "elsewhere"}) is None
+    )  # another machine: cannot tell

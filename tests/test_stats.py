@@ -1,9 +1,10 @@
 """stats.py against values worked out by hand (and a p-value from numerical integration of the t density)."""
+
 import math
 
 import pytest
 
-from cifar_utils import stats
+from cifar_utils.analysis import stats
 
 A = [1, 2, 3, 4, 5]  # mean 3, variance 2.5
 B = [2, 4, 6, 8, 10]  # mean 6, variance 10
@@ -20,7 +21,9 @@ def test_summary_mean_std_and_t_interval():
 
 
 def test_wider_confidence_gives_a_wider_interval():
-    assert stats.summarize(A, 0.99).half_width > stats.summarize(A, 0.95).half_width > stats.summarize(A, 0.5).half_width
+    assert (
+        stats.summarize(A, 0.99).half_width > stats.summarize(A, 0.95).half_width > stats.summarize(A, 0.5).half_width
+    )
 
 
 def test_one_value_has_no_spread():
@@ -33,7 +36,7 @@ def test_one_value_has_no_spread():
 def test_welch_t_df_p_and_interval():
     c = stats.welch_test(A, B)
     se = math.sqrt(2.5 / 5 + 10 / 5)
-    df = (0.5 + 2) ** 2 / (0.5 ** 2 / 4 + 2 ** 2 / 4)  # Welch-Satterthwaite: 5.882...
+    df = (0.5 + 2) ** 2 / (0.5**2 / 4 + 2**2 / 4)  # Welch-Satterthwaite: 5.882...
     assert c.difference == pytest.approx(-3)
     assert c.t == pytest.approx(-3 / se)
     assert c.df == pytest.approx(df)
@@ -93,12 +96,15 @@ def test_groups_without_spread_cannot_be_judged():
     assert "cannot tell" in stats.verdict("x", "y", c)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: stats.welch_test([1.0], [1.0, 2.0]), "at least two values per group"),
-    (lambda: stats.summarize([]), "at least one value"),
-    (lambda: stats.summarize([1.0, float("nan")]), "finite"),
-    (lambda: stats.summarize(A, confidence=95), "between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: stats.welch_test([1.0], [1.0, 2.0]), "at least two values per group"),
+        (lambda: stats.summarize([]), "at least one value"),
+        (lambda: stats.summarize([1.0, float("nan")]), "finite"),
+        (lambda: stats.summarize(A, confidence=95), "between 0 and 1"),
+    ],
+)
 def test_bad_input_is_refused_with_a_reason(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -165,15 +171,18 @@ def test_holm_caps_at_one_leaves_one_p_alone_and_skips_nan():
 def test_tost_of_a_paired_comparison_is_the_larger_of_two_one_sided_scipy_tests():
     d = [s - b for s, b in zip(SHIFTED, BASE)]
     for delta in (0.005, 0.012, 0.03):
-        expected = max(sp.ttest_1samp(d, -delta, alternative="greater").pvalue,
-                       sp.ttest_1samp(d, delta, alternative="less").pvalue)
+        expected = max(
+            sp.ttest_1samp(d, -delta, alternative="greater").pvalue, sp.ttest_1samp(d, delta, alternative="less").pvalue
+        )
         assert stats.tost(stats.paired_test(SHIFTED, BASE), delta).p_value == pytest.approx(expected)
 
 
 def test_tost_of_a_welch_comparison_matches_shifted_one_sided_welch_tests():
     x, y, delta = [0.80, 0.81, 0.79, 0.805], [0.801, 0.79, 0.80, 0.812, 0.797], 0.02
-    expected = max(sp.ttest_ind([v + delta for v in x], y, equal_var=False, alternative="greater").pvalue,
-                   sp.ttest_ind([v - delta for v in x], y, equal_var=False, alternative="less").pvalue)
+    expected = max(
+        sp.ttest_ind([v + delta for v in x], y, equal_var=False, alternative="greater").pvalue,
+        sp.ttest_ind([v - delta for v in x], y, equal_var=False, alternative="less").pvalue,
+    )
     e = stats.tost(stats.welch_test(x, y), delta)
     assert e.p_value == pytest.approx(expected) and e.equivalent
 

@@ -1,11 +1,12 @@
 """Test-time augmentation given only to the least confident images (tta_share)."""
+
 import pytest
 import torch
 
-from cifar_utils.config import TrainConfig
+from cifar_utils.core.config import TrainConfig
+from cifar_utils.core.evaluation import least_confident, predict_logits
+from cifar_utils.core.fastnet import FastNet
 from cifar_utils.errors import ConfigError
-from cifar_utils.fastnet import FastNet
-from cifar_utils.inference import least_confident, predict_logits
 
 
 def test_least_confident_picks_the_rows_with_the_lowest_softmax_maximum():
@@ -30,8 +31,9 @@ def net_and_images():
 def test_a_share_of_the_images_gets_the_views_and_the_rest_keep_their_plain_logits(net_and_images):
     net, images = net_and_images
     full, plain = predict_logits(net, images, tta="mirror+translate", with_plain=True, batch_size=16)
-    part, part_plain = predict_logits(net, images, tta="mirror+translate", tta_share=0.25, with_plain=True,
-                                      batch_size=16)
+    part, part_plain = predict_logits(
+        net, images, tta="mirror+translate", tta_share=0.25, with_plain=True, batch_size=16
+    )
     chosen = least_confident(plain, 0.25)
     rest = torch.ones(len(images), dtype=torch.bool)
     rest[chosen] = False
@@ -44,8 +46,9 @@ def test_a_share_of_the_images_gets_the_views_and_the_rest_keep_their_plain_logi
 
 def test_tta_share_of_one_is_the_full_augmentation(net_and_images):
     net, images = net_and_images
-    torch.testing.assert_close(predict_logits(net, images, tta="mirror", tta_share=1.0),
-                               predict_logits(net, images, tta="mirror"))
+    torch.testing.assert_close(
+        predict_logits(net, images, tta="mirror", tta_share=1.0), predict_logits(net, images, tta="mirror")
+    )
 
 
 @pytest.mark.parametrize("share", [0, -0.5, 1.5])

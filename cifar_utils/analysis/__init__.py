@@ -1,0 +1,1 @@
+"""What notebooks 03-07 compute: statistics and power, comparisons, experiments, ablation, search, architectures, corruptions, robustness and calibration, explanations, findings, tables and figures. Imports core and runs."""

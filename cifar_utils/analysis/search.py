@@ -1,0 +1,416 @@
+"""Hyperparameter search with Optuna over the fast engine's main knobs, scored on validation accuracy only.
+
+A study is created once (`create_search`: the base configuration, the search space, the pruner and
+how many trials it wants, all stored in the study itself), then any number of workers, on this
+machine or others that share the storage, run its trials (`run_worker`, or `python -m cifar_utils
+worker --study NAME --storage URL`). Each trial trains the base configuration with the knobs TPE
+suggests, for the study's fixed number of epochs, and reports its validation accuracy after every
+epoch, so that successive halving can stop a trial that is behind its peers at the same epoch.
+
+Every trial uses the base configuration's seed: the same initialisation and data order for every
+configuration, so that trials differ by their knobs and not by seed luck. The test set plays no
+part: the trials train with `evaluate_test=False`, so no test image is ever read, and the value a
+trial reports is its final validation accuracy. The chosen configurations are evaluated on the
+test set afterwards, once, on fresh seeds (notebook 05).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+
+import optuna
+import pandas as pd
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from ..core import data as D
+from ..core.config import TrainConfig, recipe_config
+from ..errors import CifarError, ConfigError, NonFiniteLoss
+from ..runs.training import fit
+from . import search_storage
+
+SETTINGS_ATTR = "cifar_search"  # the study's user attribute holding its base configuration, space and pruner
+KNOBS = ("lr", "weight_decay", "batch_size", "label_smoothing")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WANTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)  # counted towards the target
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Ranges of the searched knobs: lr and weight decay log-uniform, batch size from a list, smoothing uniform.
+
+    The defaults bracket the fast recipe's values (lr 0.24, weight decay 8.3e-6, batch 2000,
+    smoothing 0.2) by a factor of 4 and 10 either way, and a decade of batch sizes.
+    """
+
+    lr: tuple[float, float] = (0.06, 0.96)
+    weight_decay: tuple[float, float] = (8.3e-7, 8.3e-5)
+    batch_size: tuple[int, ...] = (250, 500, 1000, 2000)
+    label_smoothing: tuple[float, float] = (0.0, 0.3)
+
+    def validate(self) -> "SearchSpace":
+        for name in ("lr", "weight_decay"):
+            low, high = getattr(self, name)
+            if not 0 < low < high:
+                raise ConfigError(f"the search range of {name} must be 0 < low < high (log scale), got {(low, high)}")
+        low, high = self.label_smoothing
+        if not 0 <= low < high < 1:
+            raise ConfigError(f"the search range of label_smoothing must be 0 <= low < high < 1, got {(low, high)}")
+        if not self.batch_size or any(not isinstance(b, int) or b <= 0 for b in self.batch_size):
+            raise ConfigError(f"the searched batch sizes must be positive whole numbers, got {self.batch_size}")
+        return self
+
+    def suggest(self, trial: optuna.Trial) -> dict:
+        return {
+            "lr": trial.suggest_float("lr", *self.lr, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", *self.weight_decay, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", list(self.batch_size)),
+            "label_smoothing": trial.suggest_float("label_smoothing", *self.label_smoothing),
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SearchSpace":
+        return cls(**{k: tuple(v) for k, v in values.items()}).validate()
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a study searches, as stored in it: every worker reads it from there, so all of them agree."""
+
+    base: TrainConfig
+    space: SearchSpace
+    trials: int  # how many trials the study wants (finished, running or queued)
+    min_resource: int = 1  # successive halving: the first rung, in epochs
+    reduction_factor: int = 3  # a third of the trials go on at each rung
+
+    def to_dict(self) -> dict:
+        return json.loads(
+            json.dumps(
+                {
+                    "base": self.base.to_dict(),
+                    "space": asdict(self.space),
+                    "trials": self.trials,
+                    "min_resource": self.min_resource,
+                    "reduction_factor": self.reduction_factor,
+                }
+            )
+        )
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Search":
+        return cls(
+            TrainConfig.from_dict(values["base"]).validate(),
+            SearchSpace.from_dict(values["space"]),
+            int(values["trials"]),
+            int(values["min_resource"]),
+            int(values["reduction_factor"]),
+        )
+
+    def pruner(self) -> optuna.pruners.BasePruner:
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=self.min_resource, reduction_factor=self.reduction_factor
+        )
+
+
+def search_base_config(epochs: int = 8, val_size: int = 5000, **overrides) -> TrainConfig:
+    """The fast recipe for a search: `epochs` fixed, `val_size` images held out to score the trials on."""
+    return recipe_config("fast", epochs=epochs, val_size=val_size, **overrides)
+
+
+def _check_search(search: Search) -> None:
+    if search.base.val_size <= 0:
+        raise ConfigError(
+            "a search scores its trials on the validation split, but the base configuration has "
+            "val_size 0; give it a validation split (search_base_config's val_size)"
+        )
+    if search.trials < 1 or search.min_resource < 1 or search.reduction_factor < 2:
+        raise ConfigError(
+            f"trials and min_resource must be at least 1 and reduction_factor at least 2, got "
+            f"{search.trials}, {search.min_resource} and {search.reduction_factor}"
+        )
+    search.space.validate()
+
+
+def create_search(
+    name: str,
+    storage=None,
+    base: TrainConfig | None = None,
+    space: SearchSpace | None = None,
+    trials: int = 30,
+    **pruning,
+) -> optuna.Study:
+    """Create the study `name` in `storage` (see search_storage.open_storage), or open it when it already holds this
+    very search; a study of that name with other settings is refused. Returns the study."""
+    search = Search((base or search_base_config()).validate(), space or SearchSpace(), trials, **pruning)
+    _check_search(search)
+    opened = search_storage.open_storage(storage)
+    try:  # opened, not created again: a journal logs every create, even one that finds the study there
+        study = optuna.load_study(study_name=name, storage=opened)
+    except KeyError:  # load_if_exists: another worker may create it between the two calls
+        study = optuna.create_study(study_name=name, storage=opened, direction="maximize", load_if_exists=True)
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:
+        study.set_user_attr(SETTINGS_ATTR, search.to_dict())
+    elif stored != search.to_dict():
+        raise ConfigError(
+            f"the study {name!r} in {search_storage.describe(storage)} already exists with other settings; "
+            f"choose another study name, or delete it (optuna delete-study --study-name {name})"
+        )
+    return study
+
+
+def load_search(name: str, storage=None, seed: int | None = None, **storage_options) -> tuple[optuna.Study, Search]:
+    """Open the study `name` with its own sampler (TPE) and pruner; `seed` seeds this worker's sampler."""
+    opened = search_storage.open_storage(storage, **storage_options)
+    try:
+        settings = optuna.load_study(study_name=name, storage=opened).user_attrs.get(SETTINGS_ATTR)
+    except KeyError:
+        raise CifarError(
+            f"there is no study {name!r} in {search_storage.describe(storage)}; create it first "
+            f"(cifar_utils.analysis.search.create_search, as notebook 05 does)"
+        ) from None
+    if settings is None:
+        raise CifarError(
+            f"the study {name!r} in {search_storage.describe(storage)} was not made by create_search, so its "
+            f"base configuration is unknown; create a new study with create_search"
+        )
+    search = Search.from_dict(settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)  # constant_liar is marked experimental
+        # constant_liar: running trials count as bad guesses, so parallel workers do not all try the same point
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    return optuna.load_study(study_name=name, storage=opened, sampler=sampler, pruner=search.pruner()), search
+
+
+def trial_config(search: Search, params: dict) -> TrainConfig:
+    return TrainConfig.from_dict({**search.base.to_dict(), **params}).validate()
+
+
+def objective(search: Search, dataset):
+    """The function a trial runs: train with the suggested knobs, report validation accuracy per epoch, return
+    the final validation accuracy. A diverging configuration ends as a FAILED trial (a result, not a crash)."""
+
+    def run(trial: optuna.Trial) -> float:
+        trial.set_user_attr(search_storage.OWNER_ATTR, search_storage.owner())
+        config = trial_config(search, search.space.suggest(trial))
+
+        def report(row: dict) -> None:
+            trial.report(row["val_acc"], row["epoch"])
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"validation accuracy {row['val_acc']:.4f} after epoch {row['epoch']} is "
+                    f"behind the other trials at that epoch"
+                )
+
+        result = fit(config, dataset=dataset, evaluate_test=False, progress=False, log=lambda *_: None, on_epoch=report)
+        m = result.metrics
+        trial.set_user_attr(
+            "metrics",
+            {k: m[k] for k in ("val_accuracy", "val_loss", "train_seconds", "seconds", "train_images", "val_images")},
+        )
+        trial.set_user_attr("precision", result.config.precision)
+        return float(m["val_accuracy"])
+
+    return run
+
+
+def _line(trial: optuna.trial.FrozenTrial) -> str:
+    retry = search_storage.retried_from(trial)
+    what = {
+        TrialState.COMPLETE: f"validation accuracy {trial.value:.4f}",
+        TrialState.PRUNED: f"pruned after epoch {trial.last_step}",
+    }.get(trial.state, trial.state.name.lower())
+    knobs = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in trial.params.items())
+    took = (trial.datetime_complete - trial.datetime_start).total_seconds() if trial.datetime_complete else math.nan
+    return (
+        f"trial {trial.number}{f' (retry of {retry})' if retry is not None else ''}: {what} in {took:.1f} s "
+        f"[pid {os.getpid()}; {knobs}]"
+    )
+
+
+def run_worker(
+    name: str,
+    storage=None,
+    trials: int | None = None,
+    dataset=None,
+    data_root=None,
+    verify_data: bool = True,
+    seed: int | None = None,
+    log=print,
+    **storage_options,
+) -> list[int]:
+    """Run trials of the study `name` until it holds the trials it wants, or `trials` of them ran here.
+
+    Before each trial the trials of dead workers are failed and queued again (search_storage.fail_stale_trials),
+    so a retry is taken up by the next trial. Returns the numbers of the trials this worker finished.
+    """
+    if trials is not None and trials < 1:
+        raise ConfigError(f"trials must be a positive whole number, got {trials}")
+    study, search = load_search(name, storage, seed, **storage_options)
+    dataset = dataset if dataset is not None else D.load_cifar10(data_root, verify=verify_data)
+    run, done = objective(search, dataset), []
+    retries = storage_options.get("retries", 1)
+
+    def after(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        done.append(trial.number)
+        log(_line(trial))
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial comes from `after`
+    try:
+        while trials is None or len(done) < trials:
+            for number in search_storage.fail_stale_trials(study, retries):
+                log(
+                    f"trial {number}: its worker is gone; marked failed" + (" and queued again" if retries != 0 else "")
+                )
+            if len(study.get_trials(deepcopy=False, states=WANTED)) >= search.trials and not study.get_trials(
+                deepcopy=False, states=(TrialState.WAITING,)
+            ):
+                break
+            # NonFiniteLoss: that trial FAILS and the worker goes on; other errors stop the worker (the trial FAILS)
+            started = len(study.get_trials(deepcopy=False))
+            try:
+                study.optimize(run, n_trials=1, catch=(NonFiniteLoss,), callbacks=[after], gc_after_trial=False)
+            except (UpdateFinishedTrialError, ValueError):  # Optuna's refusals to update a finished trial
+                judged = _failed_by_another(study, started)
+                if judged is None:
+                    raise
+                log(
+                    f"trial {judged} was marked failed by another worker while it ran here (no heartbeat within the "
+                    f"grace period: is this machine overloaded? raise --grace); its result is dropped"
+                )
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return done
+
+
+def _failed_by_another(study: optuna.Study, first: int) -> int | None:
+    """The number of this worker's last trial (numbered `first` or later) if another worker has failed it, else None."""
+    me = os.getpid()
+    for trial in reversed(study.get_trials(deepcopy=False)[first:]):
+        if (trial.user_attrs.get(search_storage.OWNER_ATTR) or {}).get("pid") == me:
+            return trial.number if trial.state == TrialState.FAIL else None
+    return None
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, value (final validation accuracy), the knobs, the trial it retries,
+    the last epoch reported and its validation accuracy, the worker, and seconds. Sorted by number."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        worker = t.user_attrs.get(search_storage.OWNER_ATTR) or {}
+        took = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else math.nan
+        )
+        rows.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.value if t.value is not None else math.nan,
+                **{k: t.params.get(k) for k in KNOBS},
+                "retry_of": search_storage.retried_from(t),
+                "last_epoch": t.last_step,
+                "last_value": t.intermediate_values.get(t.last_step, math.nan) if t.last_step is not None else math.nan,
+                "worker": f"{worker.get('host')}:{worker.get('pid')}" if worker else None,
+                "seconds": took,
+            }
+        )
+    columns = ["number", "state", "value", *KNOBS, "retry_of", "last_epoch", "last_value", "worker", "seconds"]
+    return pd.DataFrame(rows, columns=columns).set_index("number")
+
+
+def best_trials(study: optuna.Study, k: int = 3) -> list[optuna.trial.FrozenTrial]:
+    """The k completed trials with the highest validation accuracy (ties: the earlier trial first)."""
+    complete = sorted(
+        study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: (-t.value, t.number)
+    )
+    if not complete:
+        raise CifarError("the study has no completed trial yet; run workers first")
+    return complete[:k]
+
+
+def best_configs(study: optuna.Study, search: Search, k: int = 3) -> list[TrainConfig]:
+    """The k best trials' configurations, to re-train on fresh seeds."""
+    return [trial_config(search, t.params) for t in best_trials(study, k)]
+
+
+def default_name(base: TrainConfig, space: SearchSpace | None = None, trials: int = 30, **pruning) -> str:
+    """A study name unique to the search's settings, so that a changed search starts a study of its own."""
+    search = Search(base.validate(), space or SearchSpace(), trials, **pruning)
+    return (
+        f"{base.model}-search-{hashlib.sha256(json.dumps(search.to_dict(), sort_keys=True).encode()).hexdigest()[:10]}"
+    )
+
+
+def run_search(
+    name: str,
+    storage=None,
+    base: TrainConfig | None = None,
+    space: SearchSpace | None = None,
+    trials: int = 30,
+    dataset=None,
+    seed: int | None = 0,
+    log=print,
+    **pruning,
+) -> pd.DataFrame:
+    """Notebook 05's one call: create (or reopen) the study, run its missing trials here, return `trials_table`.
+
+    With `seed` and one worker (this process) the search is repeatable; more workers may join meanwhile.
+    """
+    start = time.perf_counter()
+    study = create_search(name, storage, base, space, trials, **pruning)
+    run_worker(name, storage, dataset=dataset, seed=seed, log=log)
+    log(
+        f"study {name!r}: {len(study.get_trials(deepcopy=False, states=FINISHED))} trials finished; "
+        f"{time.perf_counter() - start:.0f} s here"
+    )
+    return trials_table(study)
+
+
+def describe_space(space: SearchSpace) -> str:
+    return (
+        f"lr {space.lr[0]:g} to {space.lr[1]:g} and weight decay {space.weight_decay[0]:g} to "
+        f"{space.weight_decay[1]:g} (log scale), batch size {', '.join(map(str, space.batch_size))}, label smoothing "
+        f"{space.label_smoothing[0]:g} to {space.label_smoothing[1]:g}"
+    )
+
+
+def knob_values(config: TrainConfig) -> dict:
+    """The searched knobs of a configuration as a table shows them (named in words, three significant figures)."""
+    return {
+        k.replace("_", " "): float(f"{getattr(config, k):.3g}")
+        if isinstance(getattr(config, k), float)
+        else getattr(config, k)
+        for k in KNOBS
+    }
+
+
+def describe_knobs(config: TrainConfig) -> str:
+    return (
+        f"lr {config.lr:.3g}, weight decay {config.weight_decay:.3g}, batch size {config.batch_size}, "
+        f"label smoothing {config.label_smoothing:.3g}"
+    )
+
+
+def format_trials(table: pd.DataFrame) -> pd.DataFrame:
+    """`trials_table` as it is read: accuracies in percent, knobs to three figures, whole seconds."""
+    shown = pd.DataFrame(index=table.index)
+    shown["state"] = table["state"]
+    shown["val accuracy %"] = (100 * table["value"].astype(float)).round(2).where(table["state"] == "COMPLETE")
+    shown["last epoch"] = table["last_epoch"]
+    shown["last val accuracy %"] = (100 * table["last_value"].astype(float)).round(2)
+    for knob in KNOBS:
+        shown[knob.replace("_", " ")] = table[knob].map(
+            lambda v: v if v is None or isinstance(v, int) else float(f"{v:.3g}")
+        )
+    shown["retry of"] = table["retry_of"]
+    shown["seconds"] = table["seconds"].astype(float).round(0)
+    return shown

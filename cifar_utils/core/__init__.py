@@ -1,0 +1,1 @@
+"""The design card's small library: config and recipes, data, augmentation, models, optimizers, CPU and precision, evaluation, metrics, a run's plots. Imports nothing from runs, analysis or report."""
