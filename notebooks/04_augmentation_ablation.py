@@ -116,7 +116,7 @@ display(Markdown("\n\n".join(plan.sentences())))
 seeds = range(1, plan.n + 1)
 configs, labels = A.runs_to_train(budget, arms, seeds)
 frame = E.train_runs(configs, store, data, rerun=RERUN, labels=labels, done=pilot)
-values = A.scores(frame, arms)
+values = A.arm_accuracies(frame, arms)
 
 # %% [markdown]
 # ## What each piece buys

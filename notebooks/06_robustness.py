@@ -142,7 +142,7 @@ save_figure(fig, figures / "06_corruption_examples.png")
 
 # %%
 frame = R.accuracy_frame(evaluated, labels)
-summary = R.run_summary(frame)
+summary = R.robustness_summary(frame)
 headline = R.headline_table(summary, frame)
 headline
 

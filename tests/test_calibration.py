@@ -35,7 +35,7 @@ def test_calibrated_logits_keep_t_near_one_and_accuracy_unchanged():
     logits, labels = _calibrated(seed=1)
     t = C.fit_temperature(logits, labels)
     assert t == pytest.approx(1.0, rel=0.05)
-    before, after = C.scores(logits, labels), C.scores(logits, labels, t)
+    before, after = C.calibration_scores(logits, labels), C.calibration_scores(logits, labels, t)
     assert before["accuracy"] == after["accuracy"]  # dividing by T never changes the argmax
 
 

@@ -187,11 +187,11 @@ def test_no_tta_is_scored_from_the_full_recipes_runs():
             "val_accuracy_no_tta": [0.88, 0.9, 0.79, 0.8],
         }
     )
-    values = A.scores(frame, ["augment none", A.NO_TTA])
+    values = A.arm_accuracies(frame, ["augment none", A.NO_TTA])
     assert values[values["arm"] == A.NO_TTA]["val_accuracy"].tolist() == [0.88, 0.9]
     assert len(values) == 6
     with pytest.raises(ConfigError, match="RERUN=True"):
-        A.scores(frame.assign(val_accuracy_no_tta=math.nan), [A.NO_TTA])
+        A.arm_accuracies(frame.assign(val_accuracy_no_tta=math.nan), [A.NO_TTA])
 
 
 # ----------------------------------------------------------------------------- how many seeds

@@ -103,7 +103,7 @@ def runs_to_train(budget: Budget, arms, seeds) -> tuple[list, list[dict]]:
     return configs, labels
 
 
-def scores(frame: pd.DataFrame, arms) -> pd.DataFrame:
+def arm_accuracies(frame: pd.DataFrame, arms) -> pd.DataFrame:
     """arm, seed, val_accuracy: each trained arm's runs, and NO_TTA's from the full recipe's runs without the views."""
     full = frame[frame["arm"] == FULL]
     rows = [frame[frame["arm"].isin([FULL, *arms])][["arm", "seed", "val_accuracy"]]]

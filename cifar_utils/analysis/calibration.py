@@ -41,7 +41,7 @@ def ece(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0, n_
     return M.expected_calibration_error(M.calibration_bins(logits.double() / temperature, labels, n_bins))
 
 
-def scores(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0, n_bins: int = 15) -> dict:
+def calibration_scores(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0, n_bins: int = 15) -> dict:
     """Accuracy, NLL, Brier score and ECE of the logits divided by T."""
     return {
         "accuracy": M.accuracy(logits, labels),

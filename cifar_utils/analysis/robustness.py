@@ -159,7 +159,7 @@ def accuracy_frame(evaluated: list[Evaluated], labels: torch.Tensor) -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def run_summary(frame: pd.DataFrame) -> pd.DataFrame:
+def robustness_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per run: clean accuracy, mean corruption accuracy (over every corruption and severity), its relative
     drop from clean, and the mean accuracy of each family."""
     rows = []
@@ -255,7 +255,10 @@ def calibration_frame(evaluated: list[Evaluated], labels: torch.Tensor, n_bins: 
         if ev.corrupted:
             sets["all corrupted"] = (torch.cat(list(ev.corrupted.values())), labels.repeat(len(ev.corrupted)))
         for name, (logits, truth) in sets.items():
-            before, after = CAL.scores(logits, truth, 1.0, n_bins), CAL.scores(logits, truth, ev.temperature, n_bins)
+            before, after = (
+                CAL.calibration_scores(logits, truth, 1.0, n_bins),
+                CAL.calibration_scores(logits, truth, ev.temperature, n_bins),
+            )
             rows.append(
                 {
                     "run": ev.name,

@@ -180,7 +180,7 @@ COMPARISON_COLUMNS = (
 )
 
 
-def run_summary(run_dir: str | os.PathLike) -> dict:
+def comparison_row(run_dir: str | os.PathLike) -> dict:
     """One run's row for the comparison: its config, best / final validation, test result and wall time.
 
     Test numbers come from metrics.json (the whole test set, written by `fit`); a run trained
@@ -223,4 +223,4 @@ def run_summary(run_dir: str | os.PathLike) -> dict:
 
 def comparison_frame(run_dirs):
     """The comparison table of runs as a pandas DataFrame (formatted strings, like history_frame)."""
-    return pd.DataFrame([run_summary(p) for p in run_dirs], columns=list(COMPARISON_COLUMNS)).set_index("Run")
+    return pd.DataFrame([comparison_row(p) for p in run_dirs], columns=list(COMPARISON_COLUMNS)).set_index("Run")

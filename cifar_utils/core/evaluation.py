@@ -13,7 +13,7 @@ from torch import nn
 from ..errors import ConfigError
 from . import cpu
 from .config import DEVICES, TTA_MODES, TrainConfig
-from .metrics import scores
+from .metrics import loss_and_accuracy
 
 # ----------------------------------------------------------------------------- device, precision
 
@@ -197,8 +197,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, **kwa
     logits, plain = predict_logits(model, images, with_plain=True, **kwargs)
     if len(labels) == 0:
         return {"loss": float("nan"), "accuracy": float("nan"), "n": 0}
-    loss, accuracy = scores(logits, labels)
+    loss, accuracy = loss_and_accuracy(logits, labels)
     result = {"loss": loss, "accuracy": accuracy, "n": len(labels)}
     if tta:
-        result["loss_no_tta"], result["accuracy_no_tta"] = scores(plain, labels)
+        result["loss_no_tta"], result["accuracy_no_tta"] = loss_and_accuracy(plain, labels)
     return result

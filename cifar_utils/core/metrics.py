@@ -153,7 +153,7 @@ def class_mean_images(images: torch.Tensor, labels: torch.Tensor, num_classes: i
     return means.view(num_classes, *images.shape[1:])
 
 
-def scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (a fraction) of logits (N, C) against labels (N,)."""
     loss = torch.nn.functional.cross_entropy(logits, labels).item()
     return loss, (logits.argmax(1) == labels).float().mean().item()
@@ -172,7 +172,7 @@ def analysis_summary(logits, labels, classes, n_bins: int = 15) -> dict:
     """What notebook 03 records about a run's test predictions (saved as the run's analysis.json)."""
     confusion = confusion_matrix(labels, logits, len(classes))
     report = per_class_report(confusion)
-    loss = scores(logits, labels)[0] if len(labels) else float("nan")
+    loss = loss_and_accuracy(logits, labels)[0] if len(labels) else float("nan")
     return {
         "test_images": len(labels),
         "test_accuracy": accuracy(logits, labels),

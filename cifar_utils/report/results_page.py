@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis.tables import comparison_frame, history_table, markdown_rows, markdown_table, run_summary
+from ..analysis.tables import comparison_frame, comparison_row, history_table, markdown_rows, markdown_table
 from ..runs import run_files
 from .rendering import PathDisplay
 
@@ -58,7 +58,7 @@ def results_markdown(
     seed-format table, its test result, the comparison, the experiments' sections (`experiments/*.md`,
     in notebook order), provenance; `display` shows the data root without its machine path; `reused_elsewhere`:
     run_files.precision_census's line on the records reused from machines of another precision."""
-    summary = run_summary(run_dir)
+    summary = comparison_row(run_dir)
     config = run_files.read_json(run_dir / run_files.CONFIG)
     metrics = run_files.read_json(run_dir / run_files.METRICS)
     prov = metrics.get("provenance") or config.get("provenance") or {}
