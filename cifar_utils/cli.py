@@ -1,4 +1,5 @@
-"""`python -m cifar_utils ...`: train, evaluate, predict, report, and worker (trials of a search).
+"""`python -m cifar_utils ...`: train, evaluate, predict, report, search create and worker (a search's study and its
+trials), ablation, and verify (committed run records trained again here).
 
 Every user mistake ends as one line on stderr and exit code 2; no traceback.
 """
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .analysis import ablation, experiments, search_storage
+from .analysis import search as S
 from .analysis.search import run_worker
 from .analysis.tables import history_table
 from .core import data as D
@@ -270,6 +272,42 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    """`search create`: notebook 05's study, created (or found) in the storage, with no trial run."""
+    budget = experiments.budget(
+        args.smoke,
+        args.epochs,
+        args.widths,
+        args.subset,
+        args.val_size,
+        args.device,
+        args.precision,
+        args.batch_size,
+    )
+    planned = S.notebook_search(budget, args.trials)
+    storage = args.storage or S.notebook_storage(experiments.runs_store(outputs_dir()))
+    if not search_storage.is_database(storage):  # absolute, so that the printed command works from any folder
+        storage = str(Path(storage).expanduser().resolve())
+    name = args.study or S.default_name(planned.base, planned.space, planned.trials)
+    study = S.create_search(name, storage, planned.base, planned.space, planned.trials)
+    held = study.get_trials(deepcopy=False)
+    finished = study.get_trials(deepcopy=False, states=S.FINISHED)
+    print(
+        f"study {name!r} in {search_storage.describe(storage)}: {planned.trials} trials of {budget.describe()}; "
+        f"searched: {S.describe_space(planned.space)}"
+    )
+    print(
+        f"it holds {len(held)} trial{'s' if len(held) != 1 else ''} ({len(finished)} finished); run its trials on "
+        f"every machine that has the data and reaches the storage, each worker with its own --seed:"
+    )
+    print(f"    {S.worker_command(name, storage)}")
+    if search_storage.describe(storage) != str(storage):
+        print("(the database password is shown as ***: put it in place there)")
+    elif not search_storage.is_database(storage):
+        print("(a journal file: other machines need it on a shared disk; for many machines use a database URL)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cifar_utils", description="Train, evaluate and explain CIFAR-10 classifiers."
@@ -380,10 +418,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=cmd_report)
 
+    se = sub.add_parser(
+        "search",
+        help="create notebook 05's hyperparameter search (an Optuna study) without running trials",
+        description="search create: create the study notebook 05 runs, with its settings (the same parameters, "
+        "the same defaults, the same name), in the storage, without running a trial, and print the worker "
+        "command that runs its trials on other machines. A study already there with these settings is "
+        "left as it is; one of that name with other settings is refused.",
+    )
+    se.add_argument("action", choices=["create"], help="create: the study, no trials")
+    se.add_argument("--study", metavar="NAME", help="the study's name (default: one derived from its settings)")
+    se.add_argument(
+        "--storage",
+        metavar="URL",
+        help="a database URL (postgresql://user@host:port/db, sqlite:///file.db) or a journal file path "
+        "(default: outputs/experiments/studies.journal, notebook 05's in the report)",
+    )
+    se.add_argument(
+        "--trials",
+        type=_positive_int,
+        metavar="N",
+        help="trials the study runs in all, as the notebook's N_TRIALS (default: the notebook's)",
+    )
+    se.add_argument("--smoke", action="store_true", help="the notebook's smoke-mode search (tiny, for tests)")
+    se.add_argument("--epochs", type=_positive_int, help="EXPERIMENT_EPOCHS: epochs of every trial")
+    se.add_argument(
+        "--widths", type=_positive_int, nargs=3, metavar="W", help="EXPERIMENT_WIDTHS: the fast net's three widths"
+    )
+    se.add_argument("--subset", type=_positive_int, help="EXPERIMENT_SUBSET: training images (default: all)")
+    se.add_argument("--val-size", type=_positive_int, help="EXPERIMENT_VAL_SIZE: validation images held out")
+    se.add_argument("--batch-size", type=_positive_int, help="EXPERIMENT_BATCH_SIZE: training batch size")
+    se.add_argument("--device", choices=DEVICES, help="DEVICE (default: auto)")
+    se.add_argument("--precision", choices=CHOICES["precision"], help="PRECISION (default: auto)")
+    se.set_defaults(func=cmd_search)
+
     wk = sub.add_parser(
         "worker",
         help="run trials of a hyperparameter search (an Optuna study)",
-        description="Run trials of a search that notebook 05 (cifar_utils.analysis.search.create_search) created, "
+        description="Run trials of a search that notebook 05 or `search create` created, "
         "from any machine that has the data and reaches the storage; several workers may "
         "run at once. Trials are scored on the validation split only. A trial whose worker "
         "dies is marked failed and queued once more by the next worker.",

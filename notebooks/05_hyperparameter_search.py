@@ -30,16 +30,17 @@
 # - Only the chosen configuration is evaluated on the **test set, once**, at the end.
 #
 # The study lives in Optuna storage: by default a journal file beside the run records
-# (`outputs/experiments/search_storage.journal`), or any database URL Optuna accepts (`STORAGE`, e.g.
+# (`outputs/experiments/studies.journal`), or any database URL Optuna accepts (`STORAGE`, e.g.
 # `postgresql://user@host/db`). More machines can work on the same study meanwhile; each runs
 #
 #     python -m cifar_utils worker --study NAME --storage URL [--trials N]
 #
-# with the name and storage printed below. A worker that dies mid-trial leaves a failed trial that
-# is run again once; no trial is lost or counted twice. This notebook creates the study, runs the
-# trials still missing in this process, and reads every result from the storage, so running it again
-# continues the study instead of starting over. A changed search (other budget, space or number of
-# trials) gets a study of its own name.
+# with the name and storage printed below (`python -m cifar_utils search create` creates the study with
+# this notebook's settings without running a trial, and prints that command). A worker that dies
+# mid-trial leaves a failed trial that is run again once; no trial is lost or counted twice. This
+# notebook creates the study, runs the trials still missing in this process, and reads every result
+# from the storage, so running it again continues the study instead of starting over. A changed
+# search (other budget, space or number of trials) gets a study of its own name.
 #
 # The re-trained runs are saved under `RUNS_DIR` (default `outputs/experiments/runs/<digest>/`), keyed by
 # configuration and shared with notebook 04: the recipe's own runs are notebook 04's full recipe
@@ -96,16 +97,16 @@ budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET
 n_trials, top_k, retrain_seeds = E.search_settings(SMOKE, N_TRIALS, TOP_K, RETRAIN_SEEDS)
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
 store = E.runs_store(out, RUNS_DIR)
-storage = STORAGE or str(store.parent / E.JOURNAL)
-base = E.base_config(budget, seed=0)  # every trial's seed; the re-training uses fresh ones
-space = S.SearchSpace(batch_size=(100, 200)) if SMOKE else S.SearchSpace()  # smoke: batches that give 1,000 images several steps
+storage = STORAGE or S.notebook_storage(store)
+planned = S.notebook_search(budget, n_trials)  # decided there, so `python -m cifar_utils search create` agrees
+base, space = planned.base, planned.space  # seed 0 for every trial; the re-training uses fresh ones
 study_name = STUDY or S.default_name(base, space, n_trials)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 if SMOKE:
     data = NB.smoke_dataset(data)
 display(Markdown(f"Every trial and run: {budget.describe()}. Searched: {S.describe_space(space)}.\n\n"
                  f"Study `{study_name}` in `{search_storage.describe(storage)}`, {n_trials} trials. Other machines join it with\n\n"
-                 f"    python -m cifar_utils worker --study {study_name} --storage {search_storage.describe(storage)}"))
+                 f"    {S.worker_command(study_name, storage)}"))
 
 # %% [markdown]
 # ## The trials

@@ -9,6 +9,7 @@ step with CIFAR_PAUSE_AT (see training._wait_for_a_signal) and killed there.
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -20,9 +21,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from cifar_utils.analysis import experiments as E
 from cifar_utils.analysis import search as S
 from cifar_utils.analysis import search_storage
-from cifar_utils.cli import main
+from cifar_utils.cli import build_parser, main
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.runs.training import PAUSE_ENV, fit
 
@@ -283,6 +285,59 @@ def test_the_worker_cli_says_what_is_wrong_in_one_line(tmp_path, synthetic_root,
     err = capsys.readouterr().err
     assert err.startswith("error: cannot open the study storage postgresql://me:***@127.0.0.1:1/db")
     assert "hunter2" not in err and err.count("\n") == 1
+
+
+def _worker_command(output: str) -> list[str]:
+    (line,) = [line.strip() for line in output.splitlines() if line.strip().startswith("python -m cifar_utils worker")]
+    return shlex.split(line)
+
+
+def test_search_create_makes_the_notebooks_study_without_trials_and_prints_the_worker_command(
+    storage, study_name, capsys
+):
+    assert main(["search", "create", "--study", study_name, "--storage", storage]) == 0
+    out = capsys.readouterr().out
+    study = _load(study_name, storage)
+    notebook = S.notebook_search(E.budget(), None)  # what notebook 05 runs with its parameters left at None
+    assert notebook.trials == E.SEARCH["trials"] == 12 and notebook.base == E.base_config(E.budget(), seed=0)
+    assert study.user_attrs[S.SETTINGS_ATTR] == notebook.to_dict()
+    assert study.get_trials() == []  # created, nothing run
+    command = _worker_command(out)
+    assert command[:3] == ["python", "-m", "cifar_utils"]
+    args = build_parser().parse_args(command[3:])
+    assert (args.command, args.study, args.storage) == ("worker", study_name, search_storage.describe(storage))
+    _, search = S.load_search(args.study, storage)  # what that worker would run
+    assert search == S.Search.from_dict(notebook.to_dict())
+
+
+def test_search_create_names_the_study_as_the_notebook_does_and_agrees_with_create_search(tmp_path, capsys):
+    journal = tmp_path / "studies.journal"
+    assert main(["search", "create", "--storage", str(journal)]) == 0
+    planned = S.notebook_search()
+    name = S.default_name(planned.base, planned.space, planned.trials)
+    assert f"--study {name} --storage {journal}" in capsys.readouterr().out
+    assert S.create_search(name, str(journal)).user_attrs[S.SETTINGS_ATTR] == planned.to_dict()  # its defaults
+    assert S.default_name(planned.base) == name
+    # Smoke mode and the notebook's other parameters, as the notebook resolves them.
+    assert main(["search", "create", "--storage", str(journal), "--smoke", "--epochs", "2", "--trials", "3"]) == 0
+    smoke = S.notebook_search(E.budget(smoke=True, epochs=2), 3)
+    assert smoke.space.batch_size == (100, 200) and smoke.base.epochs == 2
+    smoke_name = S.default_name(smoke.base, smoke.space, 3)
+    assert _worker_command(capsys.readouterr().out)[5] == smoke_name
+    assert _load(smoke_name, str(journal)).user_attrs[S.SETTINGS_ATTR] == smoke.to_dict()
+    # The notebook takes its search from the same function (no copy of the settings to drift from).
+    source = (REPO / "notebooks" / "05_hyperparameter_search.py").read_text()
+    assert "S.notebook_search(budget, n_trials)" in source and "S.SearchSpace(" not in source
+
+
+def test_search_create_refuses_a_study_of_that_name_with_other_settings_in_one_line(tmp_path, capsys):
+    journal = str(tmp_path / "c.journal")
+    assert main(["search", "create", "--storage", journal, "--study", "s", "--trials", "3"]) == 0
+    capsys.readouterr()
+    assert main(["search", "create", "--storage", journal, "--study", "s", "--trials", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the study 's' in") and "already exists with other settings" in err
+    assert err.count("\n") == 1
 
 
 def test_owner_records_tell_a_dead_worker_from_a_live_one():

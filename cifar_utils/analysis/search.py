@@ -1,9 +1,11 @@
 """Hyperparameter search with Optuna over the fast engine's main knobs, scored on validation accuracy only.
 
-A study is created once (`create_search`: the base configuration, the search space, the pruner and
-how many trials it wants, all stored in the study itself), then any number of workers, on this
-machine or others that share the storage, run its trials (`run_worker`, or `python -m cifar_utils
-worker --study NAME --storage URL`). Each trial trains the base configuration with the knobs TPE
+A study is created once (`create_search`, or `python -m cifar_utils search create`: the base
+configuration, the search space, the pruner and how many trials it wants, all stored in the study
+itself), then any number of workers, on this machine or others that share the storage, run its
+trials (`run_worker`, or `python -m cifar_utils worker --study NAME --storage URL`). What notebook 05
+searches is decided in one place, `notebook_search`, which the notebook, `create_search`'s defaults
+and the command line all use, so that they create the same study. Each trial trains the base configuration with the knobs TPE
 suggests, for the study's fixed number of epochs, and reports its validation accuracy after every
 epoch, so that successive halving can stop a trial that is behind its peers at the same epoch.
 
@@ -20,9 +22,11 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -33,6 +37,7 @@ from ..core import data as D
 from ..core.config import TrainConfig, recipe_config
 from ..errors import CifarError, ConfigError, NonFiniteLoss
 from ..runs.training import fit
+from . import experiments as E
 from . import search_storage
 
 SETTINGS_ATTR = "cifar_search"  # the study's user attribute holding its base configuration, space and pruner
@@ -118,6 +123,32 @@ class Search:
         )
 
 
+def notebook_search(budget: E.Budget | None = None, trials: int | None = None) -> Search:
+    """The search notebook 05 runs at `budget` (None: the experiments' default budget) with `trials` trials (None: the
+    notebook's default, experiments.SEARCH or SMOKE_SEARCH): the fast recipe at the budget with seed 0 for every trial,
+    and the default space (smoke: batch sizes that give a 1,000-image subset several steps an epoch).
+
+    The one place these are decided: the notebook, `create_search`'s defaults and `python -m cifar_utils search
+    create` all call it, so the command line creates the very study the notebook would.
+    """
+    budget = budget if budget is not None else E.budget()
+    space = SearchSpace(batch_size=(100, 200)) if budget.smoke else SearchSpace()
+    return Search(E.base_config(budget, seed=0), space, E.search_settings(budget.smoke, trials)[0])
+
+
+def notebook_storage(store: str | os.PathLike) -> str:
+    """Notebook 05's default storage: the journal file beside the run records `store` (experiments.runs_store)."""
+    return str(Path(store).parent / E.JOURNAL)
+
+
+def worker_command(name: str, storage) -> str:
+    """The command that runs trials of the study `name` on another machine (a database password shown as ***)."""
+    return (
+        f"python -m cifar_utils worker --study {shlex.quote(name)} "
+        f"--storage {shlex.quote(search_storage.describe(storage))}"
+    )
+
+
 def search_base_config(epochs: int = 8, val_size: int = 5000, **overrides) -> TrainConfig:
     """The fast recipe for a search: `epochs` fixed, `val_size` images held out to score the trials on."""
     return recipe_config("fast", epochs=epochs, val_size=val_size, **overrides)
@@ -137,17 +168,29 @@ def _check_search(search: Search) -> None:
     search.space.validate()
 
 
+def _search(base: TrainConfig | None, space: SearchSpace | None, trials: int | None, **pruning) -> Search:
+    """A search from what was given, the rest as notebook 05 has it (`notebook_search`)."""
+    default = notebook_search()
+    return Search(
+        (base or default.base).validate(),
+        space or default.space,
+        default.trials if trials is None else trials,
+        **pruning,
+    )
+
+
 def create_search(
     name: str,
     storage=None,
     base: TrainConfig | None = None,
     space: SearchSpace | None = None,
-    trials: int = 30,
+    trials: int | None = None,
     **pruning,
 ) -> optuna.Study:
     """Create the study `name` in `storage` (see search_storage.open_storage), or open it when it already holds this
-    very search; a study of that name with other settings is refused. Returns the study."""
-    search = Search((base or search_base_config()).validate(), space or SearchSpace(), trials, **pruning)
+    very search; a study of that name with other settings is refused. Returns the study. What is not given is
+    notebook 05's default (`notebook_search`)."""
+    search = _search(base, space, trials, **pruning)
     _check_search(search)
     opened = search_storage.open_storage(storage)
     try:  # opened, not created again: a journal logs every create, even one that finds the study there
@@ -173,7 +216,7 @@ def load_search(name: str, storage=None, seed: int | None = None, **storage_opti
     except KeyError:
         raise CifarError(
             f"there is no study {name!r} in {search_storage.describe(storage)}; create it first "
-            f"(cifar_utils.analysis.search.create_search, as notebook 05 does)"
+            f"(python -m cifar_utils search create, or notebook 05)"
         ) from None
     if settings is None:
         raise CifarError(
@@ -342,9 +385,9 @@ def best_configs(study: optuna.Study, search: Search, k: int = 3) -> list[TrainC
     return [trial_config(search, t.params) for t in best_trials(study, k)]
 
 
-def default_name(base: TrainConfig, space: SearchSpace | None = None, trials: int = 30, **pruning) -> str:
+def default_name(base: TrainConfig, space: SearchSpace | None = None, trials: int | None = None, **pruning) -> str:
     """A study name unique to the search's settings, so that a changed search starts a study of its own."""
-    search = Search(base.validate(), space or SearchSpace(), trials, **pruning)
+    search = _search(base, space, trials, **pruning)
     return (
         f"{base.model}-search-{hashlib.sha256(json.dumps(search.to_dict(), sort_keys=True).encode()).hexdigest()[:10]}"
     )
@@ -355,7 +398,7 @@ def run_search(
     storage=None,
     base: TrainConfig | None = None,
     space: SearchSpace | None = None,
-    trials: int = 30,
+    trials: int | None = None,
     dataset=None,
     seed: int | None = 0,
     log=print,
