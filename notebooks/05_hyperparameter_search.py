@@ -77,6 +77,7 @@ RETRAIN_SEEDS = None  # fresh seeds of that re-training, 1 to RETRAIN_SEEDS (Non
 STUDY = None  # the study's name (None: one derived from the search's settings)
 STORAGE = None  # a journal file path or a database URL (None: the journal beside RUNS_DIR)
 SEARCH_SEED = 0  # seed of this process's TPE sampler
+WAIT_FOR_WORKERS = 600  # seconds to wait for trials still running on other workers before re-training the best (0: none)
 EQUIVALENCE_MARGIN = 0.01  # TOST margin of the comparisons with the recipe (a fraction: 0.01 is one point)
 EXPERIMENT_EPOCHS = None  # epochs of every trial and run (None: 2; the recipe's own is 8; 1 in smoke mode)
 EXPERIMENT_WIDTHS = None  # the fast net's three widths (None: [32, 64, 64]; the recipe's are [64, 256, 256]; [8, 16, 16] in smoke mode)
@@ -111,12 +112,16 @@ display(Markdown(f"Every trial and run: {budget.describe()}. Searched: {S.descri
 # %% [markdown]
 # ## The trials
 #
-# The trials still missing run here, one line each; the table then shows every trial in the
-# storage, whichever worker ran it. A trial whose loss diverged ends FAILED: a result, not an error.
+# The trials still missing run here, one line each. Trials other workers are still running are then
+# waited for, up to `WAIT_FOR_WORKERS` seconds (one line says whether all finished or which are left
+# behind), and the table shows every trial in the storage, whichever worker ran it. A trial whose
+# loss diverged ends FAILED: a result, not an error.
 
 # %%
-trials = S.run_search(study_name, storage, base, space, n_trials, dataset=data, seed=SEARCH_SEED)
+S.run_search(study_name, storage, base, space, n_trials, dataset=data, seed=SEARCH_SEED)
 study, search = S.load_search(study_name, storage)
+S.wait_for_workers(study, WAIT_FOR_WORKERS)  # the best trials are chosen from finished ones only: wait for the others
+trials = S.trials_table(study)
 shown_trials = S.format_trials(trials)
 shown_trials
 

@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -338,6 +339,51 @@ def test_search_create_refuses_a_study_of_that_name_with_other_settings_in_one_l
     err = capsys.readouterr().err
     assert err.startswith("error: the study 's' in") and "already exists with other settings" in err
     assert err.count("\n") == 1
+
+
+def test_waiting_for_workers_ends_when_their_trials_do_or_leaves_them_behind_after_the_timeout(tmp_path):
+    journal = str(tmp_path / "w.journal")
+    study = S.create_search("w", journal, **tiny_search(3))
+    study.tell(study.ask(), 0.5)
+    running = study.ask()  # another worker's trial, still running (it names no worker, so no sweep ends it)
+    lines, start = [], time.monotonic()
+    assert S.wait_for_workers(study, timeout=0.3, poll=0.05, log=lines.append) == [running.number]
+    assert 0.3 <= time.monotonic() - start < 10
+    assert lines == [
+        f"proceeding without 1 still running ({running.number}) of study 'w' after waiting 0.3 s for the other "
+        f"workers; their results are not in what follows (run this again later to include them)"
+    ]
+    # The other worker finishes its trial during the wait (through its own storage): the wait ends then.
+    finish = threading.Timer(0.5, lambda: _load("w", journal).tell(running.number, 0.6))
+    finish.start()
+    lines, start = [], time.monotonic()
+    try:
+        assert S.wait_for_workers(study, timeout=60, poll=0.05, log=lines.append) == []
+    finally:
+        finish.join()
+    assert time.monotonic() - start < 30
+    assert lines == [
+        "all 2 trials of study 'w' have finished (2 complete or pruned, 0 failed); none is running on another worker"
+    ]
+    with pytest.raises(S.ConfigError, match="timeout >= 0"):
+        S.wait_for_workers(study, timeout=-1)
+
+
+def test_waiting_for_workers_ends_a_dead_workers_trial_instead_of_waiting_for_it(tmp_path):
+    journal = str(tmp_path / "d.journal")
+    study = S.create_search("d", journal, **tiny_search(3))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead = search_storage.owner(gone.pid)
+    gone.wait()
+    trial = study.ask()
+    trial.set_user_attr(search_storage.OWNER_ATTR, dead)
+    lines = []
+    left = S.wait_for_workers(study, timeout=0.2, poll=0.05, log=lines.append)
+    assert study.get_trials()[trial.number].state == TrialState.FAIL
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))  # queued again for a live worker, as a worker does
+    assert left == [retry.number]
+    assert lines[0] == f"trial {trial.number}: its worker is gone; marked failed and queued again"
+    assert lines[1].startswith(f"proceeding without 1 queued ({retry.number}) of study 'd' after waiting 0.2 s")
 
 
 def test_owner_records_tell_a_dead_worker_from_a_live_one():

@@ -333,6 +333,47 @@ def run_worker(
     return done
 
 
+def wait_for_workers(
+    study: optuna.Study, timeout: float, poll: float = 10.0, retries: int | None = 1, log=print
+) -> list[int]:
+    """Wait, at most `timeout` seconds, until no trial of `study` is running or queued on another worker; then say
+    in one line whether every trial finished or which ones are left behind. Returns the numbers of those left.
+
+    A worker here stops once the study holds the trials it wants, running ones included, so trials of other
+    workers may still run when it returns: their results would be missing from what is chosen next. Every poll
+    also ends the trials of dead workers as a worker does (search_storage.fail_stale_trials, queued again up to
+    `retries` times, for a live worker to take up), so a dead worker does not hold the wait until its timeout.
+    """
+    if not timeout >= 0 or not poll > 0:  # NaN fails both
+        raise ConfigError(f"the wait for workers needs a timeout >= 0 and a poll > 0 seconds, got {timeout} and {poll}")
+    deadline = time.monotonic() + timeout
+    while True:
+        for number in search_storage.fail_stale_trials(study, retries):
+            log(f"trial {number}: its worker is gone; marked failed" + (" and queued again" if retries != 0 else ""))
+        running = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
+        queued = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+        left = deadline - time.monotonic()
+        if (running or queued) and left > 0:
+            time.sleep(min(poll, left))
+            continue
+        break
+    trials = study.get_trials(deepcopy=False)
+    if not running and not queued:
+        failed = sum(t.state == TrialState.FAIL for t in trials)
+        log(
+            f"all {len(trials)} trials of study {study.study_name!r} have finished ({len(trials) - failed} complete "
+            f"or pruned, {failed} failed); none is running on another worker"
+        )
+        return []
+    behind = [f"{len(running)} still running ({', '.join(map(str, running))})"] if running else []
+    behind += [f"{len(queued)} queued ({', '.join(map(str, queued))})"] if queued else []
+    log(
+        f"proceeding without {' and '.join(behind)} of study {study.study_name!r} after waiting {timeout:g} s for "
+        f"the other workers; their results are not in what follows (run this again later to include them)"
+    )
+    return running + queued
+
+
 def _failed_by_another(study: optuna.Study, first: int) -> int | None:
     """The number of this worker's last trial (numbered `first` or later) if another worker has failed it, else None."""
     me = os.getpid()
