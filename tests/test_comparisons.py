@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -38,8 +39,12 @@ def test_each_row_is_the_paired_test_and_the_table_is_holm_corrected():
         assert row["p_paired"] == pytest.approx(c.p_value)
         assert row["p_welch"] == pytest.approx(stats.welch_test(ARMS[arm], FULL).p_value)
         sd = pd.Series(ARMS[arm]).sub(FULL).std()
-        assert row["detectable"] == pytest.approx(100 * P.minimal_detectable_effect(sd, 5))
+        # reach at Holm's first step (alpha / 3 rows), the level the verdicts use
+        assert row["detectable"] == pytest.approx(100 * P.minimal_detectable_effect(sd, 5, alpha=0.05 / 3))
+        assert row["detectable"] > 100 * P.minimal_detectable_effect(sd, 5)
     assert list(table["p_holm"]) == pytest.approx(list(stats.holm(table["p_paired"])))
+    # the equivalence family is corrected too: Holm over the rows' TOST p-values
+    assert list(table["tost_p"]) == pytest.approx(list(stats.holm(table["tost_p_raw"])))
 
 
 def test_each_row_says_what_it_can():
@@ -88,6 +93,24 @@ def test_the_table_as_read_and_the_paragraph_over_it():
     text = findings(table, "full", 0.005)
     assert text.startswith("Of 3 comparisons with full (test accuracy, paired by seed, Holm-corrected at α = 0.05),")
     assert "1 differs from it: no smoothing (-1.00 points)." in text
-    assert "no tta is equivalent to it within ±0.50 points (TOST)." in text
+    assert "no tta is equivalent to it within ±0.50 points (TOST, Holm-corrected over the table)." in text
     reach = table.loc["no whitening", "detectable"]
     assert f"no whitening: not resolvable at this budget; its n detects about {reach:.2f} points" in text
+
+
+def test_an_equivalence_that_survives_alone_but_not_the_family_correction_is_not_claimed():
+    """One TOST p just under 0.05 among several rows: uncorrected it would say "equivalent"; Holm over the
+    family multiplies it, so the row is "not resolvable at this budget" instead."""
+    rng = np.random.default_rng(0)
+    seeds = list(range(1, 7))
+    full = 0.85 + rng.normal(0, 0.002, len(seeds))
+    arms = {"full": full, "near": full + 0.006 + np.array([-0.004, 0.004, -0.002, 0.002, -0.003, 0.003])}
+    for k in range(4):  # rows far from zero that fill the family
+        arms[f"far{k}"] = full - 0.05 + rng.normal(0, 0.002, len(seeds))
+    frame = pd.DataFrame(
+        [{"arm": a, "seed": s, "test_accuracy": v} for a, vs in arms.items() for s, v in zip(seeds, vs)]
+    )
+    table = compare_arms(frame, "arm", "full", delta=0.01)
+    row = table.loc["near"]
+    assert row["tost_p_raw"] < 0.05 <= row["tost_p"]
+    assert not row["equivalent"] and "equivalent" not in row["sentence"]

@@ -2,12 +2,16 @@
 
 Every arm of an ablation ran the same seeds as the reference, so each row is a paired t-test on
 the per-seed differences (Welch's test beside it as a check), the rows' p-values are corrected
-together (Holm), the minimal detectable effect says what the row's n could see at 80% power,
-and TOST at +-delta decides where "no effect" may be said. One sentence per row says it in words.
+together (Holm). Two families, each controlled: the differences (Holm over the paired p-values) and
+the equivalences (Holm over the TOST p-values at +-delta), so "no effect" is held to the same standard
+as "an effect". The reach of a row, the minimal detectable effect at 80% power, is stated at the level
+the verdicts use: Holm's first step, alpha / number of rows (the strictest level any row faces).
+A row that is neither a difference nor an equivalence is "not resolvable at this budget".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -66,8 +70,7 @@ def compare_arms(
         paired = stats.paired_test(a, b, confidence)
         welch = stats.welch_test(a, b, confidence)
         sd_diff = float(np.std(a - b, ddof=1))
-        detectable = P.minimal_detectable_effect(sd_diff, len(seeds), power, alpha) if sd_diff > 0 else math.nan
-        comparisons.append((arm, paired, detectable))
+        comparisons.append((arm, paired, sd_diff, len(seeds)))
         rows.append(
             {
                 by: arm,
@@ -79,14 +82,27 @@ def compare_arms(
                 "p_paired": paired.p_value,
                 "p_welch": welch.p_value,
                 "sd_diff": scale * sd_diff,
-                "detectable": scale * detectable,
             }
         )
+    holm_level = alpha / max(1, len(rows))  # Holm's first step: what the smallest p must beat
     adjusted = stats.holm([r["p_paired"] for r in rows]) if rows else []
-    for row, p_holm, (arm, paired, detectable) in zip(rows, adjusted, comparisons):
-        equivalence = stats.tost(paired, delta, alpha)
+    equivalences = [stats.tost(paired, delta, alpha) for _, paired, _, _ in comparisons]
+    tost_holm = stats.holm([e.p_value for e in equivalences]) if rows else []
+    for row, p_holm, equivalence, tost_adjusted, (arm, paired, sd_diff, n) in zip(
+        rows, adjusted, equivalences, tost_holm, comparisons
+    ):
+        detectable = P.minimal_detectable_effect(sd_diff, n, power, holm_level) if sd_diff > 0 else math.nan
+        tost_raw = equivalence.p_value
+        # Equivalent only when the family-corrected TOST p clears alpha (and, as before, the interval is inside).
+        equivalence = dataclasses.replace(
+            equivalence,
+            p_value=float(tost_adjusted),
+            equivalent=bool(equivalence.equivalent and tost_adjusted < alpha),
+        )
         row.update(
+            detectable=scale * detectable,
             p_holm=float(p_holm),
+            tost_p_raw=tost_raw,
             tost_p=equivalence.p_value,
             equivalent=equivalence.equivalent,
             sentence=stats.verdict(
@@ -112,6 +128,7 @@ def compare_arms(
         "p_holm",
         "sd_diff",
         "detectable",
+        "tost_p_raw",
         "tost_p",
         "equivalent",
         "sentence",
@@ -135,8 +152,10 @@ def format_table(table: pd.DataFrame, unit: str = "points") -> pd.DataFrame:
     shown["p paired"] = table["p_paired"].map(_p)
     shown["p Welch"] = table["p_welch"].map(_p)
     shown["p Holm"] = table["p_holm"].map(_p)
-    shown[f"detectable {unit} (80% power)"] = table["detectable"].map(lambda v: "n/a" if math.isnan(v) else f"{v:.2f}")
-    shown["TOST p"] = table["tost_p"].map(_p)
+    shown[f"detectable {unit} (80% power, Holm level)"] = table["detectable"].map(
+        lambda v: "n/a" if math.isnan(v) else f"{v:.2f}"
+    )
+    shown["TOST p Holm"] = table["tost_p"].map(_p)
     shown["equivalent"] = table["equivalent"].map(lambda e: "yes" if e else "no")
     return shown
 
@@ -162,14 +181,14 @@ def findings(
     if len(equivalent):
         parts.append(
             f"{', '.join(map(str, equivalent.index))} {'is' if len(equivalent) == 1 else 'are'} equivalent "
-            f"to it within ±{100 * delta:.2f} points (TOST)."
+            f"to it within ±{100 * delta:.2f} points (TOST, Holm-corrected over the table)."
         )
     if len(unresolved):
         reach = unresolved["detectable"].dropna()
         span = (
-            f"; their n detect about {reach.min():.2f} to {reach.max():.2f} points at 80% power"
+            f"; their n detect about {reach.min():.2f} to {reach.max():.2f} points at 80% power at Holm's level"
             if len(reach) > 1
-            else f"; its n detects about {reach.iloc[0]:.2f} points at 80% power"
+            else f"; its n detects about {reach.iloc[0]:.2f} points at 80% power at Holm's level"
             if len(reach)
             else ""
         )
