@@ -9,6 +9,7 @@ A notebook's parameters cell names every training knob as a capitalised `TrainCo
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -24,7 +25,29 @@ from .core.config import (  # noqa: F401 (the notebooks' names for the config vo
     train_parameters,
     training_config,
 )
+from .errors import ConfigError
 from .runs import run_files
+
+
+def import_modules(names) -> list:
+    """Import your modules that register models or augmentations (a notebook's EXTRA_MODULES), before the
+    training config names them. `names`: None, one module name, names separated by commas, or a list.
+    A kernel imports what its PYTHONPATH or its working folder (the notebook's) holds."""
+    if not names:
+        return []
+    names = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    imported = []
+    for name in filter(None, names):
+        try:
+            imported.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if not (name == exc.name or name.startswith(f"{exc.name}.")):
+                raise  # the module exists; something it imports does not, and the traceback says what
+            raise ConfigError(
+                f"EXTRA_MODULES names {name!r}, which this kernel cannot import: put its folder on PYTHONPATH "
+                f"or the module beside the notebook"
+            ) from None
+    return imported
 
 
 def smoke_dataset(dataset):

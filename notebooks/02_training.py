@@ -46,6 +46,7 @@ from cifar_utils.runs.training import fit_or_reuse
 # %% tags=["parameters"]
 SMOKE = NB.smoke_default()  # one epoch on 1000 images, no test pass (on when $CIFAR_SMOKE is 1, or $CI is set)
 RECIPE = "seed"  # starting configuration: "seed" or "fast" (cifar_utils.core.config.RECIPES)
+EXTRA_MODULES = None  # modules that register your own models or augmentations, e.g. "my_models" (docs/extending.md)
 # Every training knob (cifar_utils.core.config.TrainConfig); None keeps the recipe's value.
 MODEL = None  # network architecture
 MODEL_KWARGS = None  # the network's own options as JSON, e.g. '{"widths": [32, 64, 64]}'
@@ -88,6 +89,7 @@ OVERWRITE = False  # replace a run of another configuration that RUN_NAME holds 
 RESUME = False  # continue an interrupted run in RUN_NAME from its last finished epoch
 
 # %%
+NB.import_modules(EXTRA_MODULES)  # first: the config may name a model or augmentation they register
 config = NB.training_config(RECIPE, SMOKE, **NB.train_overrides(globals()))
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
 run_name = RUN_NAME or run_files.default_run_name(RECIPE, config, SMOKE)

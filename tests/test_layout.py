@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from cifar_utils.analysis import architecture_comparison
 from cifar_utils.core import cpu
 from cifar_utils.core.channels_last import GUARD_ENV, avoids_channels_last, guard_enabled
-from cifar_utils.core.models import available_models, build_model
+from cifar_utils.core.models import available_models, build_model, smoke_kwargs
 
 ROOT = Path(__file__).resolve().parent.parent
 ISAS = ["native"] + (["AVX2"] if "avx2" in cpu.cpu_flags() else [])
@@ -62,11 +61,9 @@ TOLERANCE = 1e-2
 
 
 def _sizes():
-    """Every registered model at its smoke size (notebook 07's: the sizes CI and smoke reports train)."""
-    missing = sorted(set(available_models()) - set(architecture_comparison.SMOKE_KWARGS))
-    assert not missing, f"no smoke size for {missing}: add them to architecture_comparison.SMOKE_KWARGS"
+    """Every registered model at its smoke size (its registration's: the sizes CI and smoke reports train)."""
     for name in available_models():
-        yield pytest.param(name, architecture_comparison.SMOKE_KWARGS[name], id=f"{name}-smoke")
+        yield pytest.param(name, smoke_kwargs(name), id=f"{name}-smoke")
 
 
 def _run(name: str, kwargs: dict, isa: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

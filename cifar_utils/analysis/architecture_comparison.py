@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..core.config import recipe_config
+from ..core.config import RECIPES, TrainConfig, recipe_config
+from ..core.models import smoke_kwargs
 from ..errors import ConfigError
 from . import stats
 
@@ -43,12 +44,6 @@ ARCHITECTURES = {"seed_cnn": ("seed", {}), "fast": ("fast", {}), "resnet18": ("s
 # recipe's full 10 epochs, the fast recipe at a quarter and half of its 8, resnet18 for one (its full run: hours).
 LADDERS = {"seed_cnn": [2, 5, 10], "fast": [2, 4], "resnet18": [1]}
 SMOKE_LADDERS = {"seed_cnn": [1], "fast": [1], "resnet18": [1]}
-# Smoke: networks small enough that a rung trains in a second.
-SMOKE_KWARGS = {
-    "seed_cnn": {"widths": [8, 8, 8]},
-    "fast": {"widths": [8, 16, 16], "head_scale": 1 / 16},
-    "resnet18": {"width": 4},
-}
 
 
 @dataclass(frozen=True)
@@ -121,7 +116,8 @@ def plan(
 def run_config(p: Plan, architecture: str, epochs: int, seed: int):
     """The TrainConfig of one rung: the architecture's recipe at `epochs`, on the plan's split."""
     recipe, changes = ARCHITECTURES[architecture]
-    kwargs = SMOKE_KWARGS[architecture] if p.smoke else None
+    model = {**RECIPES[recipe], **changes}.get("model", TrainConfig.model)
+    kwargs = smoke_kwargs(model) if p.smoke else None  # smoke: the tiny size the model's registration names
     return recipe_config(
         recipe,
         **{

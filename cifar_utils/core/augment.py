@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import ConfigError
+
 # ----------------------------------------------------------------------------- batch transforms
 
 
@@ -118,3 +120,12 @@ AUGMENTATIONS = {
     "alt_flip+translate2": AlternatingFlip(pad=2),
     "alt_flip": AlternatingFlip(pad=0),  # the same without translation: the ablation's "no translation" arm
 }
+
+
+def register_augmentation(name: str, augmentation) -> None:
+    """Offer `augmentation` as `augment=name` (--augment, AUGMENT): anything with
+    `for_epoch(images, seed, epoch) -> (images, batch transform or None)`, such as a `BatchAugment`.
+    A name registered again is replaced."""
+    if not callable(getattr(augmentation, "for_epoch", None)):
+        raise ConfigError(f"augmentation {name!r} needs a for_epoch(images, seed, epoch) method, got {augmentation!r}")
+    AUGMENTATIONS[name] = augmentation

@@ -8,13 +8,14 @@ knob is added here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from .augment import AUGMENTATIONS
-from .models import available_models
+from .models import available_models, check_model_kwargs, model_options
 
 OPTIMIZERS = ("adam", "sgd", "muon")  # muon: Muon for conv filters, Nesterov SGD for the rest
 SCHEDULES = ("constant", "onecycle", "cosine")
@@ -96,6 +97,9 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.model not in available_models():
             raise ConfigError(f"unknown model {self.model!r}; choose one of: {', '.join(available_models())}")
+        if not isinstance(self.model_kwargs, dict):
+            raise ConfigError(f"model_kwargs must be a JSON object (a dict), got {self.model_kwargs!r}")
+        check_model_kwargs(self.model, self.model_kwargs)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -145,7 +149,7 @@ CHOICES = {
     "schedule": SCHEDULES,
     "precision": PRECISIONS,
     "device": DEVICES,
-    "augment": tuple(AUGMENTATIONS),
+    "augment": AUGMENTATIONS.keys(),  # a live view: augment.register_augmentation adds to it
     "averaging": AVERAGING,
     "tta": TTA_MODES,
 }
@@ -215,13 +219,38 @@ RECIPES: dict[str, dict] = {
 }
 
 
+_log = logging.getLogger(__name__)
+_said: set = set()  # the dropped-options lines already logged: one per recipe, model and options in a process
+
+
 def recipe_config(name: str = "seed", **overrides) -> TrainConfig:
-    """The named recipe with `overrides` (config fields; None keeps the recipe's value), checked."""
+    """The named recipe with `overrides` (config fields; None keeps the recipe's value), checked.
+
+    The recipe's own model_kwargs go only to a model that accepts them (the fast recipe's head_scale means
+    nothing to another network): the rest are left out, in one logged line. model_kwargs in `overrides` were
+    asked for, so one the model does not accept is a ConfigError (TrainConfig.validate).
+    """
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; choose one of: {', '.join(sorted(RECIPES))}")
     values = {**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
-    if overrides.get("model_kwargs") is not None:  # widths, say: added to the recipe's own network options
-        values["model_kwargs"] = {**RECIPES[name].get("model_kwargs", {}), **overrides["model_kwargs"]}
+    given = overrides.get("model_kwargs") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"model_kwargs must be a JSON object (a dict), got {given!r}")
+    recipe_kwargs = RECIPES[name].get("model_kwargs", {})
+    model = values.get("model", TrainConfig.model)
+    if model in available_models():  # an unknown model is refused by validate, below
+        check_model_kwargs(model, given)  # refused before anything is said about the recipe's
+        accepted = model_options(model)
+        dropped = sorted(k for k in recipe_kwargs if k not in accepted and k not in given)
+        recipe_kwargs = {k: v for k, v in recipe_kwargs.items() if k not in dropped}
+        said = (name, model, tuple(dropped))
+        if dropped and said not in _said:  # recipe_config runs more than once per run (its name compares with it)
+            _said.add(said)
+            _log.warning(
+                f"recipe {name!r}: model {model!r} does not accept the recipe's {', '.join(dropped)}; "
+                f"it trains without {'it' if len(dropped) == 1 else 'them'}"
+            )
+    values["model_kwargs"] = {**recipe_kwargs, **given}  # widths, say: added to the recipe's own network options
     return TrainConfig.from_dict(values).validate()
 
 
