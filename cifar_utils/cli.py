@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shlex
 import sys
 from pathlib import Path
 
-from .analysis import ablation, experiments, search_storage
+from .analysis import ablation, experiments, search_storage, verification
 from .analysis import search as S
 from .analysis.search import run_worker
 from .analysis.tables import history_table
@@ -511,6 +512,24 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--store", metavar="DIR", help="the run records' folder (default: outputs/experiments/runs)")
     ab.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
     ab.set_defaults(func=cmd_ablation)
+
+    ve = sub.add_parser(
+        "verify",
+        help="train a random sample of the committed run records again here and compare",
+        description="Pick N run records at random from the experiments' store (config.json, history.csv, "
+        "metrics.json), train each again from its config.json into a temporary folder (the records are only "
+        "read), and print per run the recorded and the reproduced validation accuracy, where each was made, "
+        "and a verdict: identical (required on a CPU of the same ISA class at the same precision), else within "
+        f"or outside {verification.SPREAD_FACTOR} pooled seed-to-seed SDs of the store's runs. Exit code 0 "
+        "when every run agrees, 1 when one does not. Each run takes as long as it took to train (~35 s at the "
+        "default budget on 2 cores; much longer where its precision is bf16 and this CPU emulates it).",
+    )
+    ve.add_argument("--sample", type=_positive_int, required=True, metavar="N", help="how many records to train")
+    ve.add_argument("--seed", type=int, metavar="S", help="seed of the random draw (default: random, printed)")
+    ve.add_argument("--store", metavar="DIR", help="the run records' folder (default: outputs/experiments/runs)")
+    ve.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
+    ve.add_argument("--no-verify", dest="verify", action="store_false", help="skip the md5 check (synthetic data)")
+    ve.set_defaults(func=cmd_verify)
     return parser
 
 
@@ -526,6 +545,21 @@ def cmd_ablation(args) -> int:
     frame = experiments.train_runs(configs, store, data, labels=labels)
     print(f"{args.round}: {len(frame)} runs in {store} ({int(frame['reused'].sum())} reused)")
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Train a random sample of the committed run records again here; exit 1 when one of them does not agree."""
+    store = Path(args.store) if args.store else experiments.runs_store(outputs_dir())
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)  # printed, to repeat it
+    checks = verification.verify(
+        store, args.sample, seed, data_root=D.data_root(args.data_root), verify_data=args.verify
+    )
+    failed = [c.run for c in checks if not c.agrees]
+    print(
+        f"{len(checks) - len(failed)} of {len(checks)} sampled runs agree with their records"
+        + (f"; not: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None, curves_copy: Path | None = None) -> int:
