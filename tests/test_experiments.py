@@ -18,7 +18,7 @@ from cifar_utils.analysis.comparisons import compare_arms
 from cifar_utils.core.config import RECIPES
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.errors import CifarError, ConfigError
-from cifar_utils.runs import run_files
+from cifar_utils.runs import reuse, run_files
 
 matplotlib.use("Agg")
 
@@ -99,8 +99,8 @@ def test_the_runs_to_train_pair_every_arm_with_the_full_recipe_on_the_same_seeds
 
 def test_a_run_is_reused_from_its_records_alone_and_rerun_trains_it_again(data, tmp_path):
     store, config = tmp_path / "runs", A.arm_config(tiny_budget(), A.FULL, seed=1)
-    folder = E.run_folder(store, config)
-    assert folder.name == E.config_digest(config) and folder != E.run_folder(
+    folder = run_files.digest_folder(store, config)
+    assert folder.name == run_files.config_digest(config) and folder != run_files.digest_folder(
         store, A.arm_config(tiny_budget(), A.FULL, 2)
     )
     first = E.train_runs([config], store, data)
@@ -117,7 +117,7 @@ def test_a_run_is_reused_from_its_records_alone_and_rerun_trains_it_again(data, 
     (folder / run_files.CHECKPOINT).unlink()
     saved = json.loads((folder / run_files.CONFIG).read_text())
     (folder / run_files.CONFIG).write_text(json.dumps({**saved, "lr": 0.5}))
-    assert E.reusable_record(config, folder) is None
+    assert reuse.reusable_record(config, folder) is None
     assert not E.train_runs([config], store, data)["reused"].any()
 
 
@@ -132,11 +132,11 @@ def test_records_made_where_auto_meant_another_precision_are_reused_and_labelled
     monkeypatch.setenv(cpu.PRECISION_ENV, "fp16")  # "another machine": fp16 autocast runs on every CPU
     made = E.train_runs([config], store, data)
     E.test_results([config], store, data, log=lambda *_: None)
-    fp16_folder = E.run_folder(store, config)
+    fp16_folder = run_files.digest_folder(store, config)
     (fp16_folder / run_files.CHECKPOINT).unlink()  # as committed: records only
     monkeypatch.setenv(cpu.PRECISION_ENV, "fp32")  # this machine
-    assert E.run_folder(store, config) != fp16_folder  # runs at different precisions never share a folder
-    assert E.reusable_run(store, config)[0] == fp16_folder
+    assert run_files.digest_folder(store, config) != fp16_folder  # runs at different precisions never share a folder
+    assert reuse.decide_experiment_run(store, config).folder == fp16_folder
     again = E.train_runs([config], store, data)
     assert again["reused"].all() and again["run"].iloc[0] == fp16_folder.name
     assert again["trained_precision"].iloc[0] == "fp16" and again["trained_on"].iloc[0] == cpu.cpu_model()
@@ -145,10 +145,10 @@ def test_records_made_where_auto_meant_another_precision_are_reused_and_labelled
     assert E.record_test(config, store, data, log=lambda *_: None)["run"] == fp16_folder.name
     retrained = E.train_runs([config], store, data, rerun=True)
     assert not retrained["reused"].any() and retrained["trained_precision"].iloc[0] == "fp32"
-    assert retrained["run"].iloc[0] == E.run_folder(store, config).name != fp16_folder.name
+    assert retrained["run"].iloc[0] == run_files.digest_folder(store, config).name != fp16_folder.name
     # An explicitly asked precision wants its own runs, not another's.
-    pinned = E.reusable_run(store, A.arm_config(tiny_budget(), A.FULL, seed=2))
-    assert pinned[0] == E.run_folder(store, A.arm_config(tiny_budget(), A.FULL, seed=2))
+    pinned = reuse.decide_experiment_run(store, A.arm_config(tiny_budget(), A.FULL, seed=2))
+    assert pinned.folder == run_files.digest_folder(store, A.arm_config(tiny_budget(), A.FULL, seed=2))
 
 
 def test_rows_done_earlier_are_taken_not_trained_again(data, tmp_path):
@@ -164,7 +164,7 @@ def test_the_test_set_is_read_once_at_the_end_and_kept_in_the_records(data, tmp_
     store, config = tmp_path / "runs", A.arm_config(tiny_budget(), A.FULL, seed=1)
     frame = E.train_runs([config], store, data)
     assert not any(c.startswith("test_") for c in frame.columns)
-    folder = E.run_folder(store, config)
+    folder = run_files.digest_folder(store, config)
     assert run_files.read_json(folder / run_files.METRICS)["test_accuracy"] is None  # training never looked at it
     lines = []
     first = E.test_results([config], store, data, log=lines.append)
@@ -173,7 +173,7 @@ def test_the_test_set_is_read_once_at_the_end_and_kept_in_the_records(data, tmp_
     assert E.test_results([config], store, data, log=lines.append).equals(first) and len(lines) == 1
     other = A.arm_config(tiny_budget(), A.FULL, seed=2)
     E.train_runs([other], store, data)
-    (E.run_folder(store, other) / run_files.CHECKPOINT).unlink()
+    (run_files.digest_folder(store, other) / run_files.CHECKPOINT).unlink()
     with pytest.raises(CifarError, match="without a test result and without its weights.*RERUN=True"):
         E.record_test(other, store, data)
 

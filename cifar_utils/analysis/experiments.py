@@ -4,9 +4,9 @@ Every configuration an experiment trains is an ordinary run folder named by the 
 configuration, `<outputs>/experiments/runs/<digest>/`. Its records (config.json, history.csv,
 metrics.json) are small and committed; its weights (model.pt) are not (.gitignore). So a rerun of
 a notebook, or the report in a fresh clone, reuses every finished run from its records alone,
-without training it again; `rerun=True` (the notebooks' RERUN) trains them again. The two
-notebooks share the budget and the store, so a configuration both train (the fast recipe on the
-same seeds) is trained once.
+without training it again; `rerun=True` (the notebooks' RERUN) trains them again. Which run is
+reused, at which precision, is reuse.decide_experiment_run's. The two notebooks share the budget and
+the store, so a configuration both train (the fast recipe on the same seeds) is trained once.
 
 The test set chooses nothing: runs train with `evaluate_test=False` and are compared on the
 validation split. `record_test` evaluates the runs of the configuration finally reported on the
@@ -15,9 +15,6 @@ test set, once, at the end, and keeps the result in their metrics.json, where a 
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -25,16 +22,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import paths
 from ..core.config import TrainConfig, recipe_config
 from ..core.evaluation import PRECISION_DTYPES, evaluate, resolve_device, with_precision
 from ..errors import CifarError, ConfigError, NonFiniteLoss
 from ..runs import run_files
-from ..runs.training import finished_run_matches, fit_or_reuse
+from ..runs.reuse import decide_experiment_run
+from ..runs.training import carry_out
 from . import stats
 from .tables import markdown_table
 
-RUNS = Path("experiments") / "runs"  # under the outputs folder: the committed run records
+RUNS = run_files.EXPERIMENT_RUNS  # under the outputs folder: the committed run records
 JOURNAL = "studies.journal"  # notebook 05's default Optuna storage, beside RUNS
 VALIDATION = ("val_accuracy", "val_loss", "val_accuracy_no_tta")
 RECIPE = "fast"
@@ -176,109 +173,18 @@ def base_config(budget: Budget, seed: int = 0, **overrides) -> TrainConfig:
 
 
 def runs_store(out_dir, runs_dir=None) -> Path:
-    """Where the run records live: `runs_dir`, else <out_dir>/experiments/run_files."""
+    """Where the run records live: `runs_dir`, else <out_dir>/experiments/runs."""
     return Path(runs_dir) if runs_dir else Path(out_dir) / RUNS
 
 
 # ----------------------------------------------------------------------------- run records
 
 
-def config_digest(config) -> str:
-    """A short digest of everything in the configuration, with precision "auto" as it resolves on this
-    machine: equal configurations, equal digests, and runs at different precisions never share a folder."""
-    text = json.dumps(with_precision(config, resolve_device(config.device)).to_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def run_folder(store: str | Path, config) -> Path:
-    return Path(store) / config_digest(config)
-
-
 def reusable_run(store: str | Path, config: TrainConfig) -> tuple[Path, TrainConfig]:
-    """Where the finished run of `config` to reuse lives, and `config` at the precision it was trained in.
-
-    Its folder at this machine's precision first. Failing that, when `config` asks for precision "auto",
-    a finished run of the same configuration at another precision: the committed records were made where
-    "auto" meant bf16, and a machine where it means fp32 reuses them as they are rather than train them
-    all again (hours); their rows say so (`trained_precision`, `trained_on`). Both are looked for in `store`,
-    then in the committed store (outputs/experiments/runs), which a notebook run by hand reads and never
-    writes. Else the folder in `store` to train into.
-    """
-    for where in _stores(store):
-        found = _finished_in(where, config)
-        if found is not None:
-            return found
-    return run_folder(store, config), config
-
-
-def _stores(store: str | Path) -> list[Path]:
-    committed = paths.committed_outputs_dir() / RUNS
-    store = Path(store)
-    return [store] if not committed.is_dir() or committed.resolve() == store.resolve() else [store, committed]
-
-
-def _finished_in(store: Path, config: TrainConfig) -> tuple[Path, TrainConfig] | None:
-    here = run_folder(store, config)
-    if _finished(config, here):
-        return here, config
-    if config.precision != "auto":
-        return None
-    mine = with_precision(config, resolve_device(config.device)).precision
-    for name in (p for p in PRECISION_DTYPES if p != mine):
-        other = dataclasses.replace(config, precision=name)
-        folder = run_folder(store, other)
-        if _finished(other, folder):
-            return folder, other
-    return None
-
-
-def _finished(config: TrainConfig, folder: Path) -> bool:
-    return reusable_record(config, folder) is not None or finished_run_matches(config, folder)
-
-
-def _as_json(values: dict) -> dict:
-    return json.loads(json.dumps(values, default=str))
-
-
-def reusable_record(config: TrainConfig, folder: str | Path) -> run_files.RunRecord | None:
-    """The finished run of exactly `config` in `folder` from its records alone (config, history, metrics), as a
-    clone holds them without weights; None when the folder holds weights (training.fit_or_reuse decides then),
-    lacks a record, or holds another configuration or an unfinished run."""
-    folder = Path(folder)
-    if (folder / run_files.CHECKPOINT).is_file() or not all(
-        (folder / f).is_file() for f in (run_files.CONFIG, run_files.HISTORY, run_files.METRICS)
-    ):
-        return None
-    try:
-        saved = {k: v for k, v in run_files.read_json(folder / run_files.CONFIG).items() if k != "provenance"}
-        history = run_files.read_history(folder / run_files.HISTORY)
-        metrics = run_files.read_json(folder / run_files.METRICS)
-    except (CifarError, OSError, ValueError):
-        return None
-    wanted = with_precision(config, resolve_device(config.device)).to_dict()
-    if _as_json(saved) != _as_json(wanted) or len(history) != config.epochs or metrics.get("val_accuracy") is None:
-        return None
-    return run_files.RunRecord(
-        model=None, config=TrainConfig.from_dict(saved), history=history, metrics=metrics, run_dir=folder, reused=True
-    )
-
-
-def _train(config: TrainConfig, folder: Path, dataset, rerun: bool, progress: bool) -> run_files.RunRecord:
-    record = None if rerun else reusable_record(config, folder)
-    if record is not None:
-        return record
-    # A folder named by this configuration's digest that holds records of another one is damaged, not another
-    # user's run: it is replaced (overwrite) rather than refused.
-    return fit_or_reuse(
-        config,
-        run_dir=folder,
-        reuse=not rerun,
-        overwrite=True,
-        dataset=dataset,
-        evaluate_test=False,
-        progress=progress,
-        log=lambda *_: None,
-    )
+    """Where the finished run of `config` to reuse lives, and `config` at the precision it was made in; else the
+    folder in `store` to train it into, and `config`. reuse.decide_experiment_run decides."""
+    decision = decide_experiment_run(store, config)
+    return decision.folder, decision.config
 
 
 def train_runs(
@@ -306,13 +212,14 @@ def train_runs(
     rows, started = [], time.perf_counter()
     earlier = {} if done is None else {row["run"]: row for row in done.to_dict("records")}
     for i, (config, label) in enumerate(zip(configs, labels), 1):
-        folder, trained_as = (run_folder(store, config), config) if rerun else reusable_run(store, config)
+        decision = decide_experiment_run(store, config, rerun=rerun)
+        folder = decision.folder
         if folder.name in earlier:
             rows.append({**earlier[folder.name], **label})
             continue
         name = " ".join(str(v) for v in label.values()) or folder.name
         try:
-            result = _train(trained_as, folder, dataset, rerun, progress)
+            result = carry_out(decision, dataset=dataset, evaluate_test=False, progress=progress, log=lambda *_: None)
         except NonFiniteLoss as exc:
             if not allow_diverged:
                 raise

@@ -51,8 +51,7 @@ from ..errors import CifarError, ConfigError, DatasetError, ReportInterrupted, d
 from ..paths import OUTPUT_PNG, project_dir
 from ..runs import atomic, locks, run_files
 from ..runs import reference as REF
-from ..runs import reuse as records_elsewhere
-from ..runs.training import finished_run_matches
+from ..runs.reuse import folder_made_elsewhere, holds_reusable_run, precision_census
 from . import landing
 from .rendering import INDEX, PathDisplay, rendering_names, write_renderings
 from .results_page import results_markdown
@@ -423,7 +422,7 @@ def run_report(
             if compare is None:
                 compare = [p for p in run_files.list_runs(runs_dir) if p.name != run_name]
             elsewhere = (
-                records_elsewhere.precision_census(
+                precision_census(
                     [*run_files.list_runs(runs_dir), *run_files.list_runs(E.runs_store(out_dir))],
                     resolve_device(config.device),
                 )
@@ -432,10 +431,10 @@ def run_report(
             )
             if elsewhere:
                 log(elsewhere)
-            if reuse and finished_run_matches(config, runs_dir / run_name):
+            if reuse and holds_reusable_run(config, runs_dir / run_name):
                 # The notebook sees the finished run in its staging folder and loads it instead of training.
                 shutil.copytree(runs_dir / run_name, staging / "runs" / run_name)
-                made = records_elsewhere.folder_made_elsewhere(runs_dir / run_name, resolve_device(config.device))
+                made = folder_made_elsewhere(runs_dir / run_name, resolve_device(config.device))
                 log(
                     f"reusing the finished run {runs_dir / run_name} ({made or 'same configuration'}); --retrain trains it again"
                 )

@@ -39,6 +39,7 @@ CHECKPOINT = "model.pt"
 CURVES = "curves.png"
 ANALYSIS = "analysis.json"  # notebook 03's look at the run's test predictions
 CHECKPOINT_FORMAT = 1
+EXPERIMENT_RUNS = Path("experiments") / "runs"  # under an outputs folder: the experiments' run records, by digest
 
 
 # Settings that say how a run executed, not what it learned: a change in them keeps the run's name.
@@ -70,6 +71,18 @@ def default_run_name(recipe: str, config: TrainConfig, smoke: bool = False) -> s
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
         parts = [f"cfg{digest}"]
     return "-".join([name, *parts]) + ("-smoke" if smoke else "")
+
+
+def config_digest(config: TrainConfig) -> str:
+    """A short digest of everything in the configuration, with precision "auto" as it resolves on this
+    machine: equal configurations, equal digests, and runs at different precisions never share a folder."""
+    text = json.dumps(with_precision(config, resolve_device(config.device)).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def digest_folder(store: str | Path, config: TrainConfig) -> Path:
+    """An experiment's run record of `config`: <store>/<config_digest>."""
+    return Path(store) / config_digest(config)
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False) -> Path:

@@ -1,4 +1,5 @@
-"""The training loop: `fit` trains one run as its `TrainConfig` says; `fit_or_reuse` skips a finished one.
+"""The training loop: `fit` trains one run as its `TrainConfig` says; `fit_or_reuse` skips a finished one,
+and `carry_out` does what reuse.py decided for any kind of run (load it, or train it).
 
 `fit` writes the run folder as it goes: `config.json` first, then `history.csv` and the
 checkpoint `model.pt` after every epoch, and at the end `metrics.json` and `curves.png`. Every
@@ -30,9 +31,10 @@ from ..core.models import Classifier, build_model
 from ..core.optim import WeightAverager, lr_factor, make_optimizer, set_learning_rates
 from ..core.plots import plot_curves
 from ..errors import CifarError, ConfigError, NonFiniteLoss, TrainingInterrupted
-from . import distributed, reuse, run_files
+from . import distributed, run_files
 from .atomic import interrupts_deferred, remove_temporaries, save_figure
 from .provenance import provenance
+from .reuse import Decision, decide_named_run, reused_run
 
 PAUSE_ENV = "CIFAR_PAUSE_AT"  # "EPOCH:STEP[:FILE]": tests stop a run at a chosen step (see _wait_for_a_signal)
 
@@ -439,48 +441,15 @@ def _final_metrics(config, state, split, dataset, device, precision, evaluate_te
 # ----------------------------------------------------------------------------- reuse
 
 
-def finished_run_matches(config: TrainConfig, run_dir: str | Path) -> bool:
-    """True when `run_dir` holds a finished run (checkpoint and metrics) of exactly `config`, at the precision
-    `config` resolves to on this machine or, where `config` asks for precision "auto", at any precision: what
-    "auto" meant on the machine that trained it (see `fit_or_reuse`)."""
-    difference = _finished_run_difference(config, run_dir)
-    return difference is not None and _only_auto_precision_differs(config, difference)
-
-
-def _only_auto_precision_differs(config: TrainConfig, difference: list[str]) -> bool:
-    return difference == [] or (config.precision == "auto" and all(d.startswith("precision:") for d in difference))
-
-
-def _finished_run_difference(config: TrainConfig, run_dir: str | Path, log=None) -> list[str] | None:
-    """None: no finished run in `run_dir`; else how its configuration differs from `config` ([]: not at all).
-    A finished run whose records cannot be read counts as none; with `log`, one line says which and why."""
-    run_dir = Path(run_dir)
-    if not ((run_dir / run_files.METRICS).is_file() and (run_dir / run_files.CHECKPOINT).is_file()):
-        return None
-    try:
-        device = resolve_device(config.device)
-        saved = run_files.recorded_precision(
-            TrainConfig.from_dict(run_files.load_checkpoint(run_dir)["config"]), run_dir, device
-        )
-        recorded = len(run_files.read_history(run_dir / run_files.HISTORY))
-        if recorded != saved.epochs:
-            raise CifarError(f"its history holds {recorded} of {saved.epochs} epochs")
-    except (CifarError, OSError) as exc:
-        if log is not None:
-            log(f"the finished run in {run_dir} cannot be read ({str(exc).splitlines()[0]}); training it again")
-        return None
-    return run_files.config_differences(saved.to_dict(), with_precision(config, device).to_dict())
-
-
-def _saved_config_difference(config: TrainConfig, run_dir: Path) -> list[str]:
-    """How the configuration a run folder was started with (config.json) differs from `config`, precision
-    aside; [] when the folder holds no readable one. What `fit_or_reuse` refuses to replace unasked."""
-    try:
-        saved = run_files.read_json(run_dir / run_files.CONFIG)
-        saved = {k: v for k, v in saved.items() if k != "provenance"}
-    except (CifarError, OSError, ValueError):
-        return []
-    return [d for d in run_files.config_differences(saved, config.to_dict()) if not d.startswith("precision:")]
+def carry_out(decision: Decision, *, say_reused: bool = True, log=print, **fit_kwargs) -> run_files.RunRecord:
+    """Do what a `reuse.decide_*` decided: load the run it reuses, or `fit` into its folder (continuing the
+    checkpoint there when it says resume; otherwise a run already there is replaced once the new one's
+    first checkpoint is written). `say_reused=False` leaves the reuse line to the caller."""
+    if decision.reuse:
+        return reused_run(decision, log if say_reused else (lambda line: None))
+    if decision.resume:
+        return fit(decision.config, run_dir=decision.folder, resume=True, log=log, **fit_kwargs)
+    return fit(decision.config, run_dir=decision.folder, overwrite=True, log=log, **fit_kwargs)
 
 
 def fit_or_reuse(
@@ -498,11 +467,10 @@ def fit_or_reuse(
     """`fit` into `run_dir`, unless it already holds this very run finished (then load it) or,
     with `resume`, an interrupted one (then continue it).
 
-    Re-running a notebook or the report then costs no training when nothing changed. A run trained
-    at another precision (bf16 on an AVX-512 machine, where "auto" means fp32 here) is reused too when
-    `config` asks for "auto": it is what "auto" meant where it was trained, and training it again
-    would take hours on this CPU. The log line names its precision and CPU; `reuse=False` trains it
-    again at this machine's precision. An explicitly asked precision must match.
+    Re-running a notebook or the report then costs no training when nothing changed. What is reused,
+    at which precision, and what is refused is `reuse.decide_named_run`'s: under precision "auto" a
+    run made at another precision is reused and its log line names that precision and CPU; `reuse=False`
+    trains again at this machine's precision; an explicitly asked precision must match.
 
     `say_reused=False` leaves the reuse line to the caller (notebook 02 shows its own).
     `reuse_from`: other run folders (the committed ones, say) that are read, never written: a finished
@@ -511,34 +479,7 @@ def fit_or_reuse(
     A folder holding a run of another configuration is never replaced unless `overwrite`: a ConfigError
     says what differs and what to do. A run whose records cannot be read is named and trained again.
     """
-    config = config.validate()
-    run_dir = Path(run_dir)
-    if reuse:
-        for folder in (run_dir, *map(Path, reuse_from)):
-            difference = _finished_run_difference(config, folder, log=log if folder == run_dir else None)
-            if difference is not None and _only_auto_precision_differs(config, difference):
-                return _reused(config, folder, log if say_reused else (lambda line: None))
-    changed = _saved_config_difference(config, run_dir)
-    if changed and not overwrite:
-        raise ConfigError(
-            f"{run_dir} holds a run of another configuration ({'; '.join(changed)}); it is kept. "
-            f"Choose another run name, or set OVERWRITE=True (--overwrite) to replace it"
-        )
-    if resume and (run_dir / run_files.CHECKPOINT).is_file():
-        return fit(config, run_dir=run_dir, resume=True, log=log, **fit_kwargs)
-    return fit(config, run_dir=run_dir, overwrite=True, log=log, **fit_kwargs)
-
-
-def _reused(config: TrainConfig, run_dir: Path, log) -> run_files.RunRecord:
-    device = resolve_device(config.device)
-    loaded = run_files.load_run(run_dir, device)
-    loaded.config = run_files.recorded_precision(loaded.config, run_dir, device)
-    prov = (loaded.metrics or {}).get("provenance", {})
-    made = reuse.made_elsewhere(loaded.config, prov, device)
-    log(
-        f"reusing the finished run in {run_dir} (same configuration, {made or loaded.config.precision}, trained "
-        f"at commit {prov.get('git_commit', 'unknown')}); set REUSE=False / delete the folder to train it again"
-        + (" at this machine's precision" if made else "")
+    decision = decide_named_run(
+        config, run_dir, reuse=reuse, resume=resume, overwrite=overwrite, reuse_from=reuse_from, log=log
     )
-    loaded.reused = True
-    return loaded
+    return carry_out(decision, say_reused=say_reused, log=log, **fit_kwargs)
