@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,29 @@ def markdown_table(frame) -> str:
 # ----------------------------------------------------------------------------- a run's history
 
 SEED_TABLE_HEADER = ("Epoch", "Train Loss", "Train Accuracy", "Validation Loss", "Validation Accuracy")
+
+
+# A markdown link or image, [text](target) or ![text](target): the part before the target, then the target.
+_MARKDOWN_LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)")
+_NOT_A_FILE = ("http://", "https://", "mailto:", "data:", "#", "/")
+
+
+def rebase_links(text: str, written_from: str | os.PathLike, read_from: str | os.PathLike) -> str:
+    """Markdown `text` that lies in folder `written_from`, its relative links rewritten to be read in `read_from`:
+    results.md embeds the experiments' sections, which link their figures from experiments/. A link whose file
+    is not there relative to `written_from` is left as written (a section written for results.md's folder)."""
+    written_from, read_from = Path(written_from), Path(read_from)
+
+    def rebased(match: re.Match) -> str:
+        target = match.group(2)
+        path = target.split("#", 1)[0]
+        file = os.path.normpath(written_from / path)  # lexically: experiments/../figures needs no experiments/
+        if target.startswith(_NOT_A_FILE) or not path or not os.path.exists(file):
+            return match.group(0)
+        moved = Path(os.path.relpath(file, read_from)).as_posix()
+        return match.group(1) + moved + target[len(path) :]
+
+    return _MARKDOWN_LINK.sub(rebased, text)
 
 
 def history_rows(history: list[dict]) -> list[tuple[str, ...]]:

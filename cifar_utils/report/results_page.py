@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis.tables import comparison_frame, comparison_row, history_table, markdown_rows, markdown_table
+from ..analysis.tables import (
+    comparison_frame,
+    comparison_row,
+    history_table,
+    markdown_rows,
+    markdown_table,
+    rebase_links,
+)
 from ..runs import run_files
 from .rendering import PathDisplay
 
@@ -112,5 +119,6 @@ def results_markdown(
     ]
     lines += [f"| {k} | {v} |" for k, v in items if v is not None]
     for section in sorted(Path(experiments).glob("*.md")) if experiments else []:
-        lines += ["", section.read_text(encoding="utf-8").rstrip()]
+        # A section links its figures from its own folder; results.md lies in the one above (experiments/..).
+        lines += ["", rebase_links(section.read_text(encoding="utf-8").rstrip(), section.parent, section.parent.parent)]
     return "\n".join(lines) + "\n"
