@@ -156,3 +156,11 @@ if __name__ == "__main__":  # python -m cifar_utils.notebook quiet-kernel
     if sys.argv[1:] != ["quiet-kernel"]:
         sys.exit("usage: python -m cifar_utils.notebook quiet-kernel")
     print(f"kernel start-up warnings off in {quiet_kernel()}")
+
+
+def show_findings(sentences, heading: str = "Findings") -> None:
+    """Display a notebook's findings as one Markdown block (its cell is tagged `findings`, which the report's
+    renderings show first, under the title)."""
+    from IPython.display import Markdown, display  # IPython: present wherever a notebook runs
+
+    display(Markdown(f"## {heading}\n\n" + "\n".join(f"- {s}" for s in sentences if s)))

@@ -19,35 +19,31 @@
 # What the model will see: how CIFAR-10 is split into training, validation and test images, how
 # balanced the ten classes are, what the images look like, and the per-channel statistics the
 # model normalises its input with.
-#
-# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
-# executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
-# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
+
 
 # %%
 # %matplotlib inline
 
-from cifar_utils import notebook as NB
-from cifar_utils import paths
-from cifar_utils.analysis import tables as T
-from cifar_utils.core import data as D
-from cifar_utils.core import metrics as M
-from cifar_utils.core import plots
+from cifar_utils import notebook, paths
+from cifar_utils.analysis import tables
+from cifar_utils.core import metrics, plots
+from cifar_utils.core.data import load_cifar10, split_dataset
 from cifar_utils.runs.atomic import save_figure
 
 # %% tags=["parameters"]
-SMOKE = NB.smoke_default()  # smoke mode: never download, fewer sample images (on when $CIFAR_SMOKE is 1, or $CI is set)
+SMOKE = notebook.smoke_default()  # smoke mode: never download, fewer sample images (on when $CIFAR_SMOKE is 1, or $CI is set)
+VAL_SIZE = 5000  # validation images held out of the 50,000 training images, as in training
+SAMPLES_PER_CLASS = 10  # images per class in the sample grid
+# Plumbing: where data and files are (the report sets these; by hand the defaults are right)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
 OUTPUT_DIR = None  # figures go to OUTPUT_DIR/figures/ (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
-VAL_SIZE = 5000  # validation images held out of the 50,000 training images, as in training
-SAMPLES_PER_CLASS = 10  # images per class in the sample grid
 
 # %%
 figures = paths.notebook_outputs_dir(OUTPUT_DIR) / "figures"
-data = D.load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
+data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 # The same split as training uses: stratified, 500 validation images per class by default.
-split = D.split_dataset(data, VAL_SIZE)
+split = split_dataset(data, VAL_SIZE)
 classes = data.classes
 print(f"{len(split.train_images)} training, {len(split.val_images)} validation and {len(data.test_images)} test images "
       f"of shape {tuple(data.train_images.shape[1:])}, {data.train_images.dtype}, from {data.root}")
@@ -60,8 +56,8 @@ print(f"{len(split.train_images)} training, {len(split.val_images)} validation a
 # `tests/test_report.py`: a change in the split fails it.
 
 # %%
-counts = M.split_counts(split, data.test_labels)
-print(T.counts_table(counts, classes).to_string())
+counts = metrics.split_counts(split, data.test_labels)
+tables.counts_table(counts, classes)
 
 # %%
 fig = plots.plot_class_balance(counts, classes)
@@ -87,9 +83,9 @@ save_figure(fig, figures / "01_class_samples.png")
 # (what training uses) without a float copy of every pixel. Checked by the notebook tests.
 
 # %%
-hist = M.channel_histograms(split.train_images)
-mean, std = M.histogram_stats(hist)
-print(T.constants_table(mean, std).to_string())
+hist = metrics.channel_histograms(split.train_images)
+mean, std = metrics.histogram_stats(hist)
+tables.constants_table(mean, std)
 
 # %% [markdown]
 # ## Pixel histograms
@@ -109,7 +105,20 @@ save_figure(fig, figures / "01_channel_histograms.png")
 # A classifier that only learned these colours would already beat chance.
 
 # %%
-means = M.class_mean_images(split.train_images, split.train_labels, len(classes))
+means = metrics.class_mean_images(split.train_images, split.train_labels, len(classes))
 fig = plots.plot_mean_images(means, classes)
 save_figure(fig, figures / "01_mean_images.png")
-print(f"figures saved in {figures}")
+
+# %% [markdown]
+# ## Findings
+#
+# Written from the numbers above; the report shows this cell first.
+
+# %% tags=["findings"]
+per_class = [int((split.train_labels == c).sum()) for c in range(len(classes))]
+notebook.show_findings([
+    f"{len(split.train_images):,} training, {len(split.val_images):,} validation and {len(data.test_images):,} test images "
+    f"in {len(classes)} classes; the training split holds {min(per_class):,} to {max(per_class):,} images per class.",
+    "Channel means (0-1 scale, training split): " + ", ".join(f"{c} {m:.3f}" for c, m in zip("RGB", mean))
+    + "; standard deviations: " + ", ".join(f"{c} {s:.3f}" for c, s in zip("RGB", std)) + ".",
+])

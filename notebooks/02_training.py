@@ -19,14 +19,7 @@
 # Train one model and save the run under `outputs/runs/<name>/` (config, per-epoch history,
 # checkpoint, metrics, curves). The default is the seed project's recipe: the baseline CNN, Adam at
 # 1e-3, batch size 128, 10 epochs, no augmentation, 45,000 training and 5,000 validation images.
-#
-# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
-# executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
-# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
-#
-# Every training knob is a parameter; `None` keeps the recipe's value. The table below the parameters lists
-# the knobs that describe this run: the core ones and every one the recipe or a parameter moved from its
-# default (`config.to_dict()` holds them all).
+
 
 # %%
 # %matplotlib inline
@@ -34,9 +27,8 @@
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cifar_utils import notebook as NB
-from cifar_utils import paths
-from cifar_utils.analysis import tables as T
+from cifar_utils import notebook, paths
+from cifar_utils.analysis import tables
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.core.plots import plot_curves
 from cifar_utils.runs import run_files
@@ -44,26 +36,31 @@ from cifar_utils.runs.atomic import save_figure
 from cifar_utils.runs.training import fit_or_reuse
 
 # %% tags=["parameters"]
-SMOKE = NB.smoke_default()  # one epoch on 1000 images, no test pass (on when $CIFAR_SMOKE is 1, or $CI is set)
+# What a reader changes: the recipe and its main knobs (None keeps the recipe's value), and the run's name
+SMOKE = notebook.smoke_default()  # one epoch on 1000 images, no test pass (on when $CIFAR_SMOKE is 1, or $CI is set)
 RECIPE = "seed"  # starting configuration: "seed" or "fast" (cifar_utils.core.config.RECIPES)
-EXTRA_MODULES = None  # modules that register your own models or augmentations, e.g. "my_models" (docs/extending.md)
-# Every training knob (cifar_utils.core.config.TrainConfig); None keeps the recipe's value.
 MODEL = None  # network architecture
-MODEL_KWARGS = None  # the network's own options as JSON, e.g. '{"widths": [32, 64, 64]}'
-OPTIMIZER = None  # optimizer
+EPOCHS = None  # epochs
 LR = None  # learning rate
+BATCH_SIZE = None  # training batch size
+OPTIMIZER = None  # optimizer
+AUGMENT = None  # training augmentation
+SEED = None  # seed of the initialisation, data order and augmentation
+TRAIN_SUBSET = None  # train on only this many images (smoke runs)
+RUN_NAME = None  # None: <recipe>-<model>-seed<seed>, then what differs from the recipe (e.g. -epochs1), "-smoke" in smoke mode
+REUSE = True  # load the run instead of training when RUN_NAME already holds it finished with this configuration
+OVERWRITE = False  # replace a run of another configuration that RUN_NAME holds (never done otherwise)
+RESUME = False  # continue an interrupted run in RUN_NAME from its last finished epoch
+# Every other training knob (cifar_utils.core.config.TrainConfig); None keeps the recipe's value
+EXTRA_MODULES = None  # modules that register your own models or augmentations, e.g. "my_models" (docs/extending.md)
+MODEL_KWARGS = None  # the network's own options as JSON, e.g. '{"widths": [32, 64, 64]}'
 MOMENTUM = None  # SGD momentum
 NESTEROV = None  # Nesterov momentum (SGD)
 WEIGHT_DECAY = None  # weight decay
-EPOCHS = None  # epochs
-BATCH_SIZE = None  # training batch size
 LABEL_SMOOTHING = None  # label smoothing of the cross-entropy, in [0, 1)
-AUGMENT = None  # training augmentation
 SCHEDULE = None  # learning-rate schedule
 WARMUP_EPOCHS = None  # linear warm-up, in epochs
-SEED = None  # seed of the initialisation, data order and augmentation
 VAL_SIZE = None  # validation images held out of the 50,000 (0: train on all)
-TRAIN_SUBSET = None  # train on only this many images (smoke runs)
 DEVICE = None  # where to train: auto is CUDA when present
 PRECISION = None  # auto: bf16 on CUDA and on CPUs with native bf16, else fp32 (a run records the one it used)
 CHANNELS_LAST = None  # channels-last memory layout
@@ -79,24 +76,21 @@ AVERAGING_DECAY = None  # decay of the weight average, in [0, 1)
 AVERAGING_EVERY = None  # update the weight average every this many steps
 TTA = None  # test-time augmentation of the final evaluation
 TTA_SHARE = None  # share of the images, least confident first, that get the test-time augmentation
+# Plumbing: where data and files are (the report sets these; by hand the defaults are right)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-RUN_NAME = None  # None: <recipe>-<model>-seed<seed>, then what differs from the recipe (e.g. -epochs1), "-smoke" in smoke mode
 OUTPUT_DIR = None  # figures and output.png go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # the run is saved in RUNS_DIR/RUN_NAME/ (None: OUTPUT_DIR/runs)
-REUSE = True  # load the run instead of training when RUN_NAME already holds it finished with this configuration
-OVERWRITE = False  # replace a run of another configuration that RUN_NAME holds (never done otherwise)
-RESUME = False  # continue an interrupted run in RUN_NAME from its last finished epoch
 
 # %%
-NB.import_modules(EXTRA_MODULES)  # first: the config may name a model or augmentation they register
-config = NB.training_config(RECIPE, SMOKE, **NB.train_overrides(globals()))
+notebook.import_modules(EXTRA_MODULES)  # first: the config may name a model or augmentation they register
+config = notebook.training_config(RECIPE, SMOKE, **notebook.train_overrides(globals()))
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
 run_name = RUN_NAME or run_files.default_run_name(RECIPE, config, SMOKE)
-search = NB.runs_search_path(RUNS_DIR, out)  # where the run is written, then the committed runs (read only)
+search = notebook.runs_search_path(RUNS_DIR, out)  # where the run is written, then the committed runs (read only)
 run_dir = search[0] / run_name
-print(NB.where_this_writes(out))
-T.config_frame(config, name=run_name)
+print(notebook.where_this_writes(out))
+tables.config_frame(config, name=run_name)
 
 # %% [markdown]
 # ## Train
@@ -114,7 +108,7 @@ data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIF
 result = fit_or_reuse(config, dataset=data, run_dir=run_dir, reuse=REUSE, resume=RESUME, overwrite=OVERWRITE,
                       reuse_from=[folder / run_name for folder in search[1:]], say_reused=False, progress=True,
                       evaluate_test=not SMOKE)
-display(Markdown(NB.run_story(result)))
+display(Markdown(notebook.run_story(result)))
 
 # %% [markdown]
 # ## Per-epoch results
@@ -122,7 +116,7 @@ display(Markdown(NB.run_story(result)))
 # In the seed project's format: losses to four decimals, accuracies in percent.
 
 # %%
-T.history_frame(result.history)
+tables.history_frame(result.history)
 
 # %%
 fig = plot_curves(result.history, title=f"{run_name}: {config.model}, {config.optimizer} lr {config.lr:g}")
@@ -144,3 +138,22 @@ pd.Series({"run": run_name, "validation accuracy": f"{100 * m['val_accuracy']:.2
            "wall time (recorded when trained)" if result.reused else "wall time": f"{m['seconds']:.1f} s",
            "images per second": f"{m['images_per_second']:.0f}",
            "device": m["provenance"]["device_name"], "git commit": m["provenance"]["git_commit"]}, name="value").to_frame()
+
+# %% [markdown]
+# ## Findings
+#
+# Written from the numbers above; the report shows this cell first.
+
+# %% tags=["findings"]
+how = "reused from its records" if result.reused else "trained now"
+notebook.show_findings([
+    f"Run {run_name} ({how}): {config.model} with {config.optimizer} at lr {config.lr:g}, {len(result.history)} epochs on "
+    f"{m['train_images']:,} training images, one seed ({config.seed}), so no interval.",
+    f"Validation accuracy {100 * m['val_accuracy']:.2f}% on {m.get('val_images', 0):,} held-out images"
+    + (f" with test-time augmentation ({m['tta']}; {100 * m['val_accuracy_no_tta']:.2f}% without)"
+       if m.get("tta") not in (None, "none") and m.get("val_accuracy_no_tta") is not None else "")
+    + ("" if m["test_accuracy"] is None else f"; test accuracy {100 * m['test_accuracy']:.2f}%, read once after training")
+    + ".",
+    f"Training and evaluation took {m['seconds']:.0f} s on {m['provenance'].get('cpu') or m['provenance']['device_name']} "
+    f"at {result.config.precision}" + (" (recorded when it was trained)" if result.reused else "") + ".",
+])

@@ -40,11 +40,7 @@
 # Every run is saved under `RUNS_DIR` (default `outputs/experiments/runs/<digest>/`), named by a digest
 # of its configuration. Its records (config, history, metrics) are committed, so a rerun, or a fresh
 # clone, rebuilds every table and figure without training; `RERUN=True` trains them again.
-#
-# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`,
-# which executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
-# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still
-# runs every cell.
+
 
 # %%
 # %matplotlib inline
@@ -52,17 +48,13 @@
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cifar_utils import notebook as NB
-from cifar_utils import paths
-from cifar_utils.analysis import ablation as A
-from cifar_utils.analysis import comparisons as C
-from cifar_utils.analysis import experiments as E
-from cifar_utils.analysis import figures, stats
+from cifar_utils import notebook, paths
+from cifar_utils.analysis import ablation, comparisons, experiments, figures, stats
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.runs.atomic import save_figure, write_text
 
 # %% tags=["parameters"]
-SMOKE = NB.smoke_default()  # tiny widths, one epoch on 1000 images, 2 arms (on when $CIFAR_SMOKE is 1, or $CI is set)
+SMOKE = notebook.smoke_default()  # tiny widths, one epoch on 1000 images, 2 arms (on when $CIFAR_SMOKE is 1, or $CI is set)
 ARMS = None  # the arms compared with the full recipe, names from ablation.ARMS (None: all; 2 in smoke mode)
 N_SEEDS = "auto"  # seeds per arm: "auto" picks n from the pilot so that TARGET_EFFECT is detectable; or a number
 MAX_SEEDS = None  # the most seeds "auto" may pick (None: 20; 3 in smoke mode)
@@ -76,24 +68,25 @@ EXPERIMENT_VAL_SIZE = None  # validation images held out (None: 5000; a subset k
 EXPERIMENT_BATCH_SIZE = None  # training batch size (None: 500; the recipe's is 2000; 100 in smoke mode)
 DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
 PRECISION = None  # "auto", "fp32", "bf16" (None: auto; part of each run's digest)
+RERUN = False  # train every run again even when its records are there
+# Plumbing: where data and files are (the report sets these; by hand the defaults are right)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
 OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
-RERUN = False  # train every run again even when its records are there
 
 # %%
-budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION,
+budget = experiments.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION,
                   EXPERIMENT_BATCH_SIZE)
-arms = A.check_arms(ARMS or (A.SMOKE_ARMS if SMOKE else A.ARMS))
-n_seeds, max_seeds, pilot_seeds = A.seed_settings(SMOKE, N_SEEDS, MAX_SEEDS, PILOT_SEEDS)
+arms = ablation.check_arms(ARMS or (ablation.SMOKE_ARMS if SMOKE else ablation.ARMS))
+n_seeds, max_seeds, pilot_seeds = ablation.seed_settings(SMOKE, N_SEEDS, MAX_SEEDS, PILOT_SEEDS)
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
-store = E.runs_store(out, RUNS_DIR)
+store = experiments.runs_store(out, RUNS_DIR)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 if SMOKE:
-    data = NB.smoke_dataset(data)
+    data = notebook.smoke_dataset(data)
 display(Markdown(f"Every run: {budget.describe()}."))
-pd.DataFrame({"changes in the full recipe": [A.describe_arm(a) for a in arms]}, index=pd.Index(arms, name="arm"))
+pd.DataFrame({"changes in the full recipe": [ablation.describe_arm(a) for a in arms]}, index=pd.Index(arms, name="arm"))
 
 # %% [markdown]
 # ## The pilot: how much do seeds alone move the full recipe?
@@ -101,9 +94,9 @@ pd.DataFrame({"changes in the full recipe": [A.describe_arm(a) for a in arms]}, 
 # The full recipe on the first seeds. Their spread decides how many seeds the comparison needs.
 
 # %%
-pilot = E.train_runs([A.arm_config(budget, A.FULL, s) for s in range(1, pilot_seeds + 1)], store, data,
-                     rerun=RERUN, labels=[{"arm": A.FULL}] * pilot_seeds)
-plan = A.plan_seeds(pilot["val_accuracy"], n_seeds, max_seeds, TARGET_EFFECT)
+pilot = experiments.train_runs([ablation.arm_config(budget, ablation.FULL, s) for s in range(1, pilot_seeds + 1)], store, data,
+                     rerun=RERUN, labels=[{"arm": ablation.FULL}] * pilot_seeds)
+plan = ablation.plan_seeds(pilot["val_accuracy"], n_seeds, max_seeds, TARGET_EFFECT)
 display(Markdown("\n\n".join(plan.sentences())))
 
 # %% [markdown]
@@ -114,9 +107,9 @@ display(Markdown("\n\n".join(plan.sentences())))
 
 # %%
 seeds = range(1, plan.n + 1)
-configs, labels = A.runs_to_train(budget, arms, seeds)
-frame = E.train_runs(configs, store, data, rerun=RERUN, labels=labels, done=pilot)
-values = A.arm_accuracies(frame, arms)
+configs, labels = ablation.runs_to_train(budget, arms, seeds)
+frame = experiments.train_runs(configs, store, data, rerun=RERUN, labels=labels, done=pilot)
+values = ablation.arm_accuracies(frame, arms)
 
 # %% [markdown]
 # ## What each piece buys
@@ -126,15 +119,15 @@ values = A.arm_accuracies(frame, arms)
 # across the table, the effect its seeds could detect at 80% power, and the equivalence test.
 
 # %%
-table = C.compare_arms(values, "arm", A.FULL, value="val_accuracy", delta=EQUIVALENCE_MARGIN,
+table = comparisons.compare_arms(values, "arm", ablation.FULL, value="val_accuracy", delta=EQUIVALENCE_MARGIN,
                        what="validation accuracy")
-shown = C.format_table(table)
+shown = comparisons.format_table(table)
 display(shown)
 display(Markdown("\n".join(f"- {s}" for s in table["sentence"])))
-display(Markdown(C.findings(table, A.FULL, EQUIVALENCE_MARGIN, what="validation accuracy")))
+display(Markdown(comparisons.findings(table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy")))
 
 # %%
-fig = figures.plot_forest(table, A.FULL, margin=EQUIVALENCE_MARGIN, what="validation accuracy",
+fig = figures.plot_forest(table, ablation.FULL, margin=EQUIVALENCE_MARGIN, what="validation accuracy",
                         title="What each piece of the fast recipe buys (validation, paired by seed)")
 save_figure(fig, out / "figures" / "04_augmentation_ablation.png")
 
@@ -144,7 +137,37 @@ save_figure(fig, out / "figures" / "04_augmentation_ablation.png")
 # Validation accuracy (%) of each run, one column per seed: the values the differences come from.
 
 # %%
-(100 * values.pivot(index="arm", columns="seed", values="val_accuracy").loc[[A.FULL, *arms]]).round(2)
+(100 * values.pivot(index="arm", columns="seed", values="val_accuracy").loc[[ablation.FULL, *arms]]).round(2)
+
+# %% [markdown]
+# ## The confirmatory round: fresh seeds, planned at Holm's level
+#
+# The table above is exploratory: its seeds were planned from a 3-seed pilot at α = 0.05, while its
+# verdicts are Holm-corrected across every row. The confirmatory round runs every arm again on fresh
+# seeds (`ablation.CONFIRM_SEEDS`), planned from the pooled spread of all the exploratory runs at
+# Holm's first step. It is analysed once all its records are present; `python -m cifar_utils ablation
+# confirm` trains them (the report never does).
+
+# %%
+round_plan = ablation.plan_round(frame, rows=len(arms))
+display(Markdown(round_plan.sentence()))
+confirm_configs, confirm_labels = ablation.runs_to_train(budget, arms, ablation.CONFIRM_SEEDS)
+missing = ablation.missing_records(confirm_configs, store)
+confirm_table = None
+if missing:
+    display(Markdown(f"The confirmatory round is not in the records yet ({len(missing)} of {len(confirm_configs)} "
+                     f"runs missing): the verdicts below stay exploratory."))
+else:
+    confirm_frame = experiments.train_runs(confirm_configs, store, data, labels=confirm_labels)  # records: reused
+    confirm_table = comparisons.compare_arms(ablation.arm_accuracies(confirm_frame, arms), "arm", ablation.FULL,
+                                             value="val_accuracy", delta=EQUIVALENCE_MARGIN,
+                                             what="validation accuracy")
+    display(comparisons.format_table(confirm_table))
+    display(Markdown(comparisons.findings(confirm_table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy")))
+    first, last = ablation.CONFIRM_SEEDS[0], ablation.CONFIRM_SEEDS[-1]
+    verdicts = pd.DataFrame({"exploratory (seeds 1 to %d)" % plan.n: table.apply(ablation.verdict_word, axis=1),
+                             "confirmatory (seeds %d to %d)" % (first, last): confirm_table.apply(ablation.verdict_word, axis=1)})
+    display(verdicts)
 
 # %% [markdown]
 # ## The full recipe on the test set, once
@@ -153,7 +176,7 @@ save_figure(fig, out / "figures" / "04_augmentation_ablation.png")
 # (the result is kept in each run's records, so a rerun reads it instead of evaluating again).
 
 # %%
-tested = E.test_results([A.arm_config(budget, A.FULL, s) for s in seeds], store, data)
+tested = experiments.test_results([ablation.arm_config(budget, ablation.FULL, s) for s in seeds], store, data)
 test_summary = stats.summarize(tested["test_accuracy"])
 test_sentence = (f"The full recipe at this budget scores {100 * test_summary.mean:.2f}% test accuracy over "
                  f"{test_summary.n} seeds (95% t interval [{100 * test_summary.ci_low:.2f}, "
@@ -167,8 +190,8 @@ display(Markdown(test_sentence))
 # The report puts this section into `outputs/results.md`.
 
 # %%
-provenance = E.provenance_line(pd.concat([pilot, frame]).drop_duplicates("run"))
-section = E.markdown_section(
+provenance = experiments.provenance_line(pd.concat([pilot, frame]).drop_duplicates("run"))
+section = experiments.markdown_section(
     "What each piece of the fast recipe buys (notebook 04)",
     [f"Every run: {budget.describe()}. Each arm is the full recipe with one piece changed, on the same seeds; "
      f"differences in validation accuracy, paired by seed, with 95% intervals, Holm-corrected p-values, the effect "
@@ -176,7 +199,25 @@ section = E.markdown_section(
      f"{'' if EQUIVALENCE_MARGIN == 0.01 else 's'}.",
      "", *plan.sentences()],
     shown, list(table["sentence"]),
-    [C.findings(table, A.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "", test_sentence, "",
+    [comparisons.findings(table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "", test_sentence, "",
      "![what each piece buys](figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])
 write_text(out / "experiments" / "04_augmentation_ablation.md", section)
 print(provenance)
+
+# %% [markdown]
+# ## Findings
+#
+# Written from the numbers above; the report shows this cell first.
+
+# %% tags=["findings"]
+final = confirm_table if confirm_table is not None else table
+which = "confirmatory round" if confirm_table is not None else "exploratory round (the confirmatory one is not in the records)"
+notebook.show_findings([
+    f"From the {which}: " + comparisons.findings(final, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"),
+    *(["Verdicts that changed from the exploratory round: "
+       + (", ".join(f"{arm} ({old} → {new})" for arm, (old, new) in verdicts.iterrows() if old.split()[0] != new.split()[0])
+          or "none") + "."] if confirm_table is not None else []),
+    test_sentence,
+    f"Every number here is about a proxy budget ({budget.describe()}), chosen so that many seeds fit on a CPU; "
+    f"the shipped fast recipe trains 8 epochs at widths 64, 256, 256, where the effects may differ.",
+])

@@ -45,11 +45,7 @@
 # The re-trained runs are saved under `RUNS_DIR` (default `outputs/experiments/runs/<digest>/`), keyed by
 # configuration and shared with notebook 04: the recipe's own runs are notebook 04's full recipe
 # when both use the same budget. Their records are committed; `RERUN=True` trains them again.
-#
-# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`,
-# which executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
-# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still
-# runs every cell.
+
 
 # %%
 # %matplotlib inline
@@ -59,18 +55,30 @@ import dataclasses
 import pandas as pd
 from IPython.display import Markdown, display
 
-from cifar_utils import notebook as NB
-from cifar_utils import paths
-from cifar_utils.analysis import comparisons as C
-from cifar_utils.analysis import experiments as E
-from cifar_utils.analysis import figures, search_storage, stats
-from cifar_utils.analysis import search as S
+from cifar_utils import notebook, paths
+from cifar_utils.analysis import comparisons, experiments, figures, search_storage, stats
+from cifar_utils.analysis.search import (
+    best_trials,
+    default_name,
+    describe_knobs,
+    describe_space,
+    format_trials,
+    knob_values,
+    load_search,
+    notebook_search,
+    notebook_storage,
+    run_search,
+    trial_config,
+    trials_table,
+    wait_for_workers,
+    worker_command,
+)
 from cifar_utils.analysis.tables import markdown_table
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.runs.atomic import save_figure, write_text
 
 # %% tags=["parameters"]
-SMOKE = NB.smoke_default()  # 2 trials, tiny widths, one epoch on 1000 images (on when $CIFAR_SMOKE is 1, or $CI is set)
+SMOKE = notebook.smoke_default()  # 2 trials, tiny widths, one epoch on 1000 images (on when $CIFAR_SMOKE is 1, or $CI is set)
 N_TRIALS = None  # trials the study runs in all, here and on other workers (None: 12; 2 in smoke mode)
 TOP_K = None  # best trials trained again on fresh seeds (None: 2; 2 in smoke mode)
 RETRAIN_SEEDS = None  # fresh seeds of that re-training, 1 to RETRAIN_SEEDS (None: 4; 2 in smoke mode)
@@ -86,28 +94,29 @@ EXPERIMENT_VAL_SIZE = None  # validation images held out (None: 5000; a subset k
 EXPERIMENT_BATCH_SIZE = None  # training batch size (None: 500; the recipe's is 2000; 100 in smoke mode)
 DEVICE = None  # "auto", "cpu" or "cuda" (None: auto)
 PRECISION = None  # "auto", "fp32", "bf16" (None: auto)
+RERUN = False  # train the re-trained runs again even when their records are there
+# Plumbing: where data and files are (the report sets these; by hand the defaults are right)
 DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
 VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
 OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
 RUNS_DIR = None  # run records (None: OUTPUT_DIR/experiments/runs)
-RERUN = False  # train the re-trained runs again even when their records are there
 
 # %%
-budget = E.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION,
+budget = experiments.budget(SMOKE, EXPERIMENT_EPOCHS, EXPERIMENT_WIDTHS, EXPERIMENT_SUBSET, EXPERIMENT_VAL_SIZE, DEVICE, PRECISION,
                   EXPERIMENT_BATCH_SIZE)
-n_trials, top_k, retrain_seeds = E.search_settings(SMOKE, N_TRIALS, TOP_K, RETRAIN_SEEDS)
+n_trials, top_k, retrain_seeds = experiments.search_settings(SMOKE, N_TRIALS, TOP_K, RETRAIN_SEEDS)
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
-store = E.runs_store(out, RUNS_DIR)
-storage = STORAGE or S.notebook_storage(store)
-planned = S.notebook_search(budget, n_trials)  # decided there, so `python -m cifar_utils search create` agrees
+store = experiments.runs_store(out, RUNS_DIR)
+storage = STORAGE or notebook_storage(store)
+planned = notebook_search(budget, n_trials)  # decided there, so `python -m cifar_utils search create` agrees
 base, space = planned.base, planned.space  # seed 0 for every trial; the re-training uses fresh ones
-study_name = STUDY or S.default_name(base, space, n_trials)
+study_name = STUDY or default_name(base, space, n_trials)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
 if SMOKE:
-    data = NB.smoke_dataset(data)
-display(Markdown(f"Every trial and run: {budget.describe()}. Searched: {S.describe_space(space)}.\n\n"
+    data = notebook.smoke_dataset(data)
+display(Markdown(f"Every trial and run: {budget.describe()}. Searched: {describe_space(space)}.\n\n"
                  f"Study `{study_name}` in `{search_storage.describe(storage)}`, {n_trials} trials. Other machines join it with\n\n"
-                 f"    {S.worker_command(study_name, storage)}"))
+                 f"    {worker_command(study_name, storage)}"))
 
 # %% [markdown]
 # ## The trials
@@ -118,11 +127,11 @@ display(Markdown(f"Every trial and run: {budget.describe()}. Searched: {S.descri
 # loss diverged ends FAILED: a result, not an error.
 
 # %%
-S.run_search(study_name, storage, base, space, n_trials, dataset=data, seed=SEARCH_SEED)
-study, search = S.load_search(study_name, storage)
-S.wait_for_workers(study, WAIT_FOR_WORKERS)  # the best trials are chosen from finished ones only: wait for the others
-trials = S.trials_table(study)
-shown_trials = S.format_trials(trials)
+run_search(study_name, storage, base, space, n_trials, dataset=data, seed=SEARCH_SEED)
+study, search = load_search(study_name, storage)
+wait_for_workers(study, WAIT_FOR_WORKERS)  # the best trials are chosen from finished ones only: wait for the others
+trials = trials_table(study)
+shown_trials = format_trials(trials)
 shown_trials
 
 # %%
@@ -137,22 +146,22 @@ save_figure(fig, out / "figures" / "05_hyperparameter_search.png")
 # correction across the table.
 
 # %%
-best = S.best_trials(study, top_k)
-candidates = {"fast recipe": base, **{f"trial {t.number}": S.trial_config(search, t.params) for t in best}}
+best = best_trials(study, top_k)
+candidates = {"fast recipe": base, **{f"trial {t.number}": trial_config(search, t.params) for t in best}}
 configs = [dataclasses.replace(c, seed=s) for c in candidates.values() for s in range(1, retrain_seeds + 1)]
 labels = [{"configuration": name} for name in candidates for _ in range(retrain_seeds)]
-retrained = E.train_runs(configs, store, data, rerun=RERUN, allow_diverged=True, labels=labels)
-knobs = pd.DataFrame([{"configuration": name, **S.knob_values(c)} for name, c in candidates.items()])
-summary = E.validation_table(retrained, "configuration").join(knobs.set_index("configuration"))
+retrained = experiments.train_runs(configs, store, data, rerun=RERUN, allow_diverged=True, labels=labels)
+knobs = pd.DataFrame([{"configuration": name, **knob_values(c)} for name, c in candidates.items()])
+summary = experiments.validation_table(retrained, "configuration").join(knobs.set_index("configuration"))
 display(summary.drop(columns="mean"))
 
 # %%
 finite = retrained.groupby("configuration", sort=False)["val_accuracy"].transform(lambda v: v.notna().all())
 comparable = retrained[finite.astype(bool)]
-table = C.compare_arms(comparable, "configuration", "fast recipe", value="val_accuracy", delta=EQUIVALENCE_MARGIN,
+table = comparisons.compare_arms(comparable, "configuration", "fast recipe", value="val_accuracy", delta=EQUIVALENCE_MARGIN,
                        what="validation accuracy") if comparable["configuration"].eq("fast recipe").any() else None
 if table is not None and len(table):
-    display(C.format_table(table))
+    display(comparisons.format_table(table))
     display(Markdown("\n".join(f"- {s}" for s in table["sentence"])))
 diverged = sorted(set(retrained["configuration"]) - set(comparable["configuration"]))
 if diverged:
@@ -171,9 +180,9 @@ save_figure(fig, out / "figures" / "05_best_vs_recipe.png")
 # its runs are evaluated on the test set.
 
 # %%
-chosen = E.choose_by_validation(retrained, "configuration")
+chosen = experiments.choose_by_validation(retrained, "configuration")
 chosen_config = candidates[chosen]
-tested = E.test_results([dataclasses.replace(chosen_config, seed=s) for s in range(1, retrain_seeds + 1)], store, data)
+tested = experiments.test_results([dataclasses.replace(chosen_config, seed=s) for s in range(1, retrain_seeds + 1)], store, data)
 test = stats.summarize(tested["test_accuracy"])
 complete = trials[trials["state"] == "COMPLETE"]
 vs_recipe = ""
@@ -183,7 +192,7 @@ conclusion = (
     f"The study ran {len(trials)} trials ({len(complete)} complete, {int((trials['state'] == 'PRUNED').sum())} pruned, "
     f"{int((trials['state'] == 'FAIL').sum())} failed); the best reached {100 * complete['value'].max():.2f}% "
     f"validation accuracy on one seed. Trained again on {retrain_seeds} fresh seeds, the best mean validation accuracy "
-    f"is that of {chosen} ({S.describe_knobs(chosen_config)}): {summary.loc[chosen, 'val accuracy % (mean ± std [95% CI])']}."
+    f"is that of {chosen} ({describe_knobs(chosen_config)}): {summary.loc[chosen, 'val accuracy % (mean ± std [95% CI])']}."
     f"{vs_recipe} Evaluated once on {int(tested['test_images'].iloc[0]):,} test images, it scores "
     f"{100 * test.mean:.2f}% mean test accuracy (95% t interval [{100 * test.ci_low:.2f}, {100 * test.ci_high:.2f}]%, "
     f"{test.n} seeds)." if len(complete) else "No trial completed.")
@@ -195,18 +204,27 @@ display(Markdown(conclusion))
 # The report puts this section into `outputs/results.md`.
 
 # %%
-runs_line = E.provenance_line(retrained.dropna(subset=["val_accuracy"]))
-section = E.markdown_section(
+runs_line = experiments.provenance_line(retrained.dropna(subset=["val_accuracy"]))
+section = experiments.markdown_section(
     "Hyperparameter search with Optuna (notebook 05)",
-    [f"Every trial and run: {budget.describe()}. Searched with TPE and successive halving: {S.describe_space(space)}; "
+    [f"Every trial and run: {budget.describe()}. Searched with TPE and successive halving: {describe_space(space)}; "
      f"study `{study_name}`, scored on validation only.", "", "### Trials, best first (validation only)", "",
      markdown_table(shown_trials.sort_values("val accuracy %", ascending=False, na_position="last")), "",
      f"### The best {len(best)} trial{'s' if len(best) != 1 else ''} and the recipe, {retrain_seeds} fresh seeds "
      f"(validation)", "",
      markdown_table(summary.drop(columns="mean"))],
-    C.format_table(table) if table is not None else summary.drop(columns="mean"),
+    comparisons.format_table(table) if table is not None else summary.drop(columns="mean"),
     list(table["sentence"]) if table is not None else [],
     [conclusion, "", "![search](figures/05_hyperparameter_search.png)", "",
      "![best vs recipe](figures/05_best_vs_recipe.png)", "", f"Runs: {runs_line}"])
 write_text(out / "experiments" / "05_hyperparameter_search.md", section)
 print(runs_line)
+
+# %% [markdown]
+# ## Findings
+#
+# Written from the numbers above; the report shows this cell first.
+
+# %% tags=["findings"]
+notebook.show_findings([conclusion, *(list(table["sentence"]) if table is not None else []),
+                        f"All at a proxy budget: {budget.describe()}; chosen on validation, the test set read once."])

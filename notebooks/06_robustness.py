@@ -40,10 +40,7 @@
 # Every prediction is one plain forward pass at the run's precision, without test-time augmentation,
 # so clean and corrupted numbers compare like with like. On a 2-core CPU the full run costs the
 # generation once (then the cache) and 65 passes over 10,000 images per model.
-#
-# Run it as is, in JupyterLab (`make lab`), or headless with the rest of the report (`make report`, which
-# executes it with [papermill](https://papermill.readthedocs.io) and passes the parameters below).
-# With `SMOKE` on (`CIFAR_SMOKE=1`, or `$CI` set, as the tests do) it does the least work that still runs every cell.
+
 
 # %%
 # %matplotlib inline
@@ -51,12 +48,8 @@ import matplotlib.pyplot as plt
 import torch
 from IPython.display import Markdown, display
 
-from cifar_utils import notebook as NB
-from cifar_utils import paths
-from cifar_utils.analysis import corruptions as CR
-from cifar_utils.analysis import explanations as X
-from cifar_utils.analysis import robustness as R
-from cifar_utils.analysis import robustness_figures as RP
+from cifar_utils import notebook, paths
+from cifar_utils.analysis import corruptions, explanations, robustness, robustness_figures
 from cifar_utils.analysis.experiments import markdown_section
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.core.evaluation import resolve_device
@@ -65,13 +58,8 @@ from cifar_utils.runs.atomic import save_figure, write_text
 from cifar_utils.runs.training import fit_or_reuse
 
 # %% tags=["parameters"]
-SMOKE = NB.smoke_default()  # 200 test images, severities 1 and 5, a 1-epoch smoke model if no run exists (on when $CIFAR_SMOKE is 1, or $CI is set)
+SMOKE = notebook.smoke_default()  # 200 test images, severities 1 and 5, a 1-epoch smoke model if no run exists (on when $CIFAR_SMOKE is 1, or $CI is set)
 RUNS = None  # run names (in RUNS_DIR) or folders. None: every run in RUNS_DIR
-DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
-VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
-OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
-RUNS_DIR = None  # where run names are looked up (None: OUTPUT_DIR/runs)
-CACHE_DIR = None  # corrupted test sets are kept here between runs (None: outputs/cache/corruptions, git-ignored, shared with the report)
 CORRUPTIONS = None  # corruption names (None: all 13 of cifar_utils.analysis.corruptions.CORRUPTIONS)
 SEVERITIES = None  # severities 1-5 evaluated (None: all five; 1 and 5 in smoke mode)
 CORRUPTION_SEED = 0  # seed of the corruptions' randomness
@@ -81,15 +69,21 @@ CALIBRATION_IMAGES = None  # at most this many held-out images fit T (None: 10,0
 CALIBRATION_BINS = 15  # equal-width confidence bins of ECE and the reliability diagrams
 GALLERY_CLASSES = 2  # the weakest classes shown in the explanation gallery
 GALLERY_PER_KIND = None  # correct and misclassified images per class (None: 4; 2 in smoke mode)
+# Plumbing: where data and files are (the report sets these; by hand the defaults are right)
+DATA_ROOT = None  # folder holding cifar-10-batches-py/ (None: $CIFAR10_ROOT, else <project>/data)
+VERIFY_DATA = True  # check the files' md5 sums (the report checks once and passes False)
+OUTPUT_DIR = None  # figures and the results section go here (None: $CIFAR_OUTPUTS, else <project>/scratch; only the report writes outputs/)
+RUNS_DIR = None  # where run names are looked up (None: OUTPUT_DIR/runs)
+CACHE_DIR = None  # corrupted test sets are kept here between runs (None: outputs/cache/corruptions, git-ignored, shared with the report)
 
 # %%
 out = paths.notebook_outputs_dir(OUTPUT_DIR)
 figures = out / "figures"
-search = NB.runs_search_path(RUNS_DIR, out)  # where runs are written, then the committed ones (read only)
+search = notebook.runs_search_path(RUNS_DIR, out)  # where runs are written, then the committed ones (read only)
 runs_dir = search[0]
-print(NB.where_this_writes(out))
-cache_dir = CACHE_DIR or CR.default_cache_dir(paths.committed_outputs_dir())
-names, severities = CR.requested(CORRUPTIONS, SEVERITIES or ((1, 5) if SMOKE else None))
+print(notebook.where_this_writes(out))
+cache_dir = CACHE_DIR or corruptions.default_cache_dir(paths.committed_outputs_dir())
+names, severities = corruptions.requested(CORRUPTIONS, SEVERITIES or ((1, 5) if SMOKE else None))
 per_kind = GALLERY_PER_KIND or (2 if SMOKE else 4)
 device = resolve_device(DEVICE)
 data = load_cifar10(paths.data_root(DATA_ROOT), download=not SMOKE, verify=VERIFY_DATA)
@@ -98,14 +92,14 @@ n_test = 200 if SMOKE else min(TEST_IMAGES or len(data.test_images), len(data.te
 images, labels = data.test_images[:n_test], data.test_labels[:n_test]
 if SMOKE and not RUNS and not run_files.list_runs(search[-1]):
     # Nothing to evaluate yet: a one-epoch model on 1000 images, enough to run every cell.
-    config = NB.training_config("seed", smoke=True)
+    config = notebook.training_config("seed", smoke=True)
     fit_or_reuse(config, dataset=data, run_dir=runs_dir / run_files.default_run_name("seed", config, smoke=True),
                  progress=False, evaluate_test=False, log=lambda *_: None)
 run_dirs = run_files.select_runs(RUNS, search)
-groups = R.group_runs(run_dirs)
+groups = robustness.group_runs(run_dirs)
 print(f"{len(run_dirs)} run(s): {', '.join(p.name for p in run_dirs)}; {len(names)} corruptions x severities "
       f"{severities} on {n_test:,} test images")
-print(R.cost_line(n_test, len(names) * len(severities), len(run_dirs), cache_dir))
+print(robustness.cost_line(n_test, len(names) * len(severities), len(run_dirs), cache_dir))
 
 # %% [markdown]
 # ## The corrupted test sets
@@ -120,17 +114,17 @@ loaded = {}
 for run_dir in run_dirs:
     run = run_files.load_run(run_dir, device)
     run.config = run_files.recorded_precision(run.config, run_dir, device)
-    ev = R.Evaluated(name=run_dir.name, group=groups[run_dir], seed=run.config.seed, config=run.config,
-                     clean=R.logits_of(run, images, device))
+    ev = robustness.Evaluated(name=run_dir.name, group=groups[run_dir], seed=run.config.seed, config=run.config,
+                     clean=robustness.logits_of(run, images, device))
     loaded[run_dir.name] = (run, ev)
-generation, examples = R.evaluate_corruptions(loaded, images, names, severities, CORRUPTION_SEED, cache_dir, device)
+generation, examples = robustness.evaluate_corruptions(loaded, images, names, severities, CORRUPTION_SEED, cache_dir, device)
 evaluated = [ev for _, ev in loaded.values()]
 made = generation.groupby("corruption", sort=False)["seconds"].sum().round(2).to_frame("seconds to make")
 made.loc["all"] = generation["seconds"].sum().round(2)
-print(R.timing_line(generation, len(loaded)))
+print(robustness.timing_line(generation, len(loaded)))
 
 # %%
-fig = RP.plot_corruption_examples(images[0], examples)
+fig = robustness_figures.plot_corruption_examples(images[0], examples)
 save_figure(fig, figures / "06_corruption_examples.png")
 
 # %% [markdown]
@@ -141,18 +135,18 @@ save_figure(fig, figures / "06_corruption_examples.png")
 # loses, which compares models of different clean accuracy more fairly than the difference.
 
 # %%
-frame = R.accuracy_frame(evaluated, labels)
-summary = R.robustness_summary(frame)
-headline = R.headline_table(summary, frame)
+frame = robustness.accuracy_frame(evaluated, labels)
+summary = robustness.robustness_summary(frame)
+headline = robustness.headline_table(summary, frame)
 headline
 
 # %%
 group_names = list(dict.fromkeys(groups.values()))
-fig = RP.plot_accuracy_heatmaps(frame, group_names)
+fig = robustness_figures.plot_accuracy_heatmaps(frame, group_names)
 save_figure(fig, figures / "06_corruption_heatmap.png")
 
 # %%
-fig = RP.plot_severity_curves(frame, group_names)
+fig = robustness_figures.plot_severity_curves(frame, group_names)
 save_figure(fig, figures / "06_severity_curves.png")
 
 # %% [markdown]
@@ -166,8 +160,8 @@ save_figure(fig, figures / "06_severity_curves.png")
 # every corruption at that severity; *all corrupted* pools every corrupted set.
 
 # %%
-R.fit_temperatures(loaded, data, device, limit=CALIBRATION_IMAGES or (1000 if SMOKE else 10000))
-calibration = R.calibration_frame(evaluated, labels, CALIBRATION_BINS)
+robustness.fit_temperatures(loaded, data, device, limit=CALIBRATION_IMAGES or (1000 if SMOKE else 10000))
+calibration = robustness.calibration_frame(evaluated, labels, CALIBRATION_BINS)
 for ev in evaluated:
     if ev.temperature is None:
         display(Markdown(f"**{ev.name}**: {ev.held_out}."))
@@ -182,7 +176,7 @@ for run, ev in loaded.values():
     sets = {"clean": (ev.clean, labels)}
     if ev.corrupted:
         sets["all corrupted"] = (torch.cat(list(ev.corrupted.values())), labels.repeat(len(ev.corrupted)))
-    fig = RP.plot_reliability_pairs(ev.name, sets, ev.temperature, CALIBRATION_BINS)
+    fig = robustness_figures.plot_reliability_pairs(ev.name, sets, ev.temperature, CALIBRATION_BINS)
     save_figure(fig, figures / f"06_reliability_{ev.name}.png")
     display(fig)
     plt.close(fig)
@@ -197,16 +191,16 @@ for run, ev in loaded.values():
 
 # %%
 for run, ev in loaded.values():
-    weakest = R.weakest_classes(ev.clean, labels, GALLERY_CLASSES)
-    chosen = R.gallery_indices(ev.clean, labels, weakest, per_kind)
+    weakest = robustness.weakest_classes(ev.clean, labels, GALLERY_CLASSES)
+    chosen = robustness.gallery_indices(ev.clean, labels, weakest, per_kind)
     idx = torch.tensor([i for i, _, _ in chosen], dtype=torch.long)
     probs = ev.clean[idx].softmax(1)
     preds = probs.argmax(1)
-    cams = X.normalise_maps(X.grad_cam(run.model, images[idx], preds)) if len(idx) else torch.empty(0, 32, 32)
-    sal = X.normalise_maps(X.saliency(run.model, images[idx], preds)) if len(idx) else torch.empty(0, 32, 32)
+    cams = explanations.normalise_maps(explanations.grad_cam(run.model, images[idx], preds)) if len(idx) else torch.empty(0, 32, 32)
+    sal = explanations.normalise_maps(explanations.saliency(run.model, images[idx], preds)) if len(idx) else torch.empty(0, 32, 32)
     captions = [f"{classes[c]}\n→ {classes[int(p)]} ({100 * float(q.max()):.0f}%)" for (_, c, _), p, q in zip(chosen, preds, probs)]
     display(Markdown(f"**{ev.name}**: weakest classes {', '.join(classes[c] for c in weakest)}"))
-    fig = RP.plot_explanations(ev.name, images[idx], cams, sal, captions)
+    fig = robustness_figures.plot_explanations(ev.name, images[idx], cams, sal, captions)
     save_figure(fig, figures / f"06_explanations_{ev.name}.png")
     display(fig)
     plt.close(fig)
@@ -217,7 +211,7 @@ for run, ev in loaded.values():
 # Written from the numbers above; the same section goes into `outputs/results.md`.
 
 # %%
-sentences = R.conclusions(summary, frame, calibration, evaluated, generation, n_test)
+sentences = robustness.conclusions(summary, frame, calibration, evaluated, generation, n_test)
 display(Markdown("\n".join(f"- {s}" for s in sentences)))
 
 # %%
@@ -237,3 +231,11 @@ section = markdown_section(
 write_text(out / "experiments" / "06_robustness.md", section)
 write_text(out / "experiments" / "06_robustness_accuracy.csv", frame.to_csv(index=False))
 print(f"wrote the results section and the accuracy table ({len(frame)} rows)")
+
+# %% [markdown]
+# ## Findings
+#
+# Written from the numbers above; the report shows this cell first.
+
+# %% tags=["findings"]
+notebook.show_findings(sentences[:6])

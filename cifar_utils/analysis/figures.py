@@ -154,14 +154,14 @@ def plot_trials(trials, fence: float = 1.5, title: str | None = None):
 
 
 def plot_pareto(table, title: str | None = None, machine: str | None = None):
-    """Test accuracy against median training seconds, one line per architecture through its rungs (epochs
+    """Validation accuracy against median training seconds, one line per architecture through its rungs (epochs
     annotated, seed SD as error bars), the Pareto-front rungs ringed; `table` as architectures.rung_table gives it."""
     fig, ax = plt.subplots(figsize=(9, 5))
     for name, group in table.groupby("architecture", sort=False):
         group = group.sort_values("median train s")
         ax.errorbar(
             group["median train s"],
-            group["test accuracy %"],
+            group["val accuracy %"],
             yerr=group["std"].fillna(0),
             fmt="o-",
             capsize=3,
@@ -170,7 +170,7 @@ def plot_pareto(table, title: str | None = None, machine: str | None = None):
         for _, row in group.iterrows():
             ax.annotate(
                 f"{int(row['epochs'])} ep",
-                (row["median train s"], row["test accuracy %"]),
+                (row["median train s"], row["val accuracy %"]),
                 textcoords="offset points",
                 xytext=(4, -12),
                 fontsize=8,
@@ -179,7 +179,7 @@ def plot_pareto(table, title: str | None = None, machine: str | None = None):
     front = table[table["Pareto"]]
     ax.scatter(
         front["median train s"],
-        front["test accuracy %"],
+        front["val accuracy %"],
         s=180,
         facecolors="none",
         edgecolors="black",
@@ -188,7 +188,7 @@ def plot_pareto(table, title: str | None = None, machine: str | None = None):
         zorder=3,
     )
     ax.set_xscale("log")
-    ax.set(xlabel="Training seconds (median over seeds, log scale)", ylabel="Test accuracy (%)", title=title)
+    ax.set(xlabel="Training seconds (median over seeds, log scale)", ylabel="Validation accuracy (%)", title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # outside: no rung is ever hidden
     ax.margins(x=0.08, y=0.08)  # room for the last rung's label

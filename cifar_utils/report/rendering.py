@@ -1,8 +1,13 @@
 """The report's HTML: two renderings of each executed notebook, neither naming a machine path.
 
-    reports/<nb>.html        for reading: narrative, tables and figures; no code, no warnings on stderr,
-                             no cell that shows nothing
-    reports/<nb>.code.html   the same with every cell's code
+    reports/<nb>.html        for reading: findings first, then narrative, tables and figures; no code, no
+                             printed text (progress, run-by-run lines, timings: print is for whoever runs
+                             the code; what a reader needs is Markdown, a table or a figure), no cell that
+                             shows nothing
+    reports/<nb>.code.html   the same with every cell's code and its printed text
+
+In both, the cell tagged `findings` (a notebook computes its findings last, from its numbers) is shown
+first, right under the title, so a report opens with its answers.
 
 A notebook runs in the report's staging folder with absolute paths for its parameters; a reader
 needs to know which run and which data, not where a temporary folder was. `PathDisplay` shows a
@@ -31,6 +36,7 @@ from ..runs import atomic
 CODE_SUFFIX = ".code.html"
 INJECTED_TAG = "injected-parameters"  # papermill's tag for the cell it adds
 REMOVE_TAG = "remove-cell"  # a cell tagged so is in neither rendering (Jupyter Book's name for it)
+FINDINGS_TAG = "findings"  # the cell whose output opens the report, under the title
 REPORT_INTERNAL = ("VERIFY_DATA",)  # parameters that say how the report ran, not what the notebook shows
 INDEX = "index.html"  # the landing page, one folder above the reports
 _TEX = re.compile(r"\$\$|\$[^$\s][^$\n]*\$|\\\(|\\\[")
@@ -151,10 +157,8 @@ def reading_notebook(nb, display: PathDisplay, stem: str, with_code: bool):
         if REMOVE_TAG in cell.metadata.get("tags", []):
             continue
         if cell.cell_type == "code":
-            if not with_code:  # warnings and progress bars are for whoever runs the code, not for a reader
-                cell.outputs = [
-                    o for o in cell.outputs if not (o.output_type == "stream" and o.get("name") == "stderr")
-                ]
+            if not with_code:  # printed text (progress, logs, warnings) is for whoever runs the code
+                cell.outputs = [o for o in cell.outputs if o.output_type != "stream"]
             _scrub_outputs(cell, display)
             injected = INJECTED_TAG in cell.metadata.get("tags", [])
             if injected:
@@ -167,6 +171,7 @@ def reading_notebook(nb, display: PathDisplay, stem: str, with_code: bool):
             if not with_code and (injected or not cell.get("outputs")):
                 continue
         cells.append(cell)
+    cells = _findings_first(cells)
     plain, coded = rendering_names(stem)
     other = f"[the same with its code]({coded})" if not with_code else f"[the same without code]({plain})"
     nav = nbformat.v4.new_markdown_cell(f"[All reports and the summary](../{INDEX}) · {other}")
@@ -176,6 +181,14 @@ def reading_notebook(nb, display: PathDisplay, stem: str, with_code: bool):
         tail = [nbformat.v4.new_markdown_cell(f"*Run by the report with* {listed}.")]
     nb.cells = [nav, *cells, *tail]
     return nb
+
+
+def _findings_first(cells: list) -> list:
+    """The cells with those tagged `findings` moved right after the first markdown cell (the title)."""
+    findings = [c for c in cells if FINDINGS_TAG in c.metadata.get("tags", [])]
+    rest = [c for c in cells if FINDINGS_TAG not in c.metadata.get("tags", [])]
+    title = next((i for i, c in enumerate(rest) if c.cell_type == "markdown"), -1)
+    return [*rest[: title + 1], *findings, *rest[title + 1 :]]
 
 
 def render_html(nb, name: str, with_code: bool) -> str:
