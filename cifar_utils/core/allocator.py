@@ -17,8 +17,8 @@ import os
 import sys
 
 from ..errors import ConfigError
+from ..paths import MALLOC_ENV
 
-ENV = "CIFAR_MALLOC"
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
 _M_MMAP_MAX = -4
 _TRIM_THRESHOLD = 1 << 30  # return memory to the kernel only when a whole GiB lies free at the heap's top
@@ -45,10 +45,10 @@ def retain_freed_memory() -> str:
     """
     if _state["setting"] is not None:
         return _state["setting"]
-    wanted = os.environ.get(ENV, "retain").strip().lower()
+    wanted = os.environ.get(MALLOC_ENV, "retain").strip().lower()
     if wanted not in ("retain", "system"):
         raise ConfigError(
-            f"${ENV} is {wanted!r}; set it to 'retain' (the default: freed memory is reused) or "
+            f"${MALLOC_ENV} is {wanted!r}; set it to 'retain' (the default: freed memory is reused) or "
             f"'system' (the C library's defaults)"
         )
     libc = _libc() if wanted == "retain" else None

@@ -25,7 +25,8 @@ import os
 import torch
 from torch import nn
 
-GUARD_ENV = "CIFAR_CHANNELS_LAST_GUARD"
+from ..paths import CHANNELS_LAST_GUARD_ENV as GUARD_ENV
+
 # oneDNN's channel block on AVX-512 (16 fp32 lanes); AVX2's 8 is below it.
 LARGEST_CHANNEL_BLOCK = 16
 

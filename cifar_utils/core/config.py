@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..paths import CI_ENV, SMOKE_ENV
 from .augment import AUGMENTATIONS
 from .models import available_models, check_model_kwargs, model_options
 
@@ -256,7 +257,6 @@ def recipe_config(name: str = "seed", **overrides) -> TrainConfig:
 
 # ----------------------------------------------------------------------------- smoke mode and notebook parameters
 
-SMOKE_ENV = "CIFAR_SMOKE"  # "1": notebooks default to smoke mode (tests set it); else $CI decides
 # Smoke mode: enough to execute every cell in seconds, not to learn anything.
 SMOKE_TRAIN = {"epochs": 1, "train_subset": 1000}
 SMOKE_TEST_IMAGES = 1000
@@ -270,7 +270,7 @@ def smoke_default() -> bool:
     """Smoke mode unless told otherwise: $CIFAR_SMOKE if set, else whether $CI is set (as in CI services)."""
     if os.environ.get(SMOKE_ENV) is not None:
         return _truthy(os.environ[SMOKE_ENV])
-    return _truthy(os.environ.get("CI"))
+    return _truthy(os.environ.get(CI_ENV))
 
 
 def train_parameters() -> dict[str, str]:

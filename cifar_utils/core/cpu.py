@@ -11,9 +11,10 @@ import os
 import platform
 from pathlib import Path
 
+from ..paths import DNNL_ISA_ENV, ONEDNN_ISA_ENV, PRECISION_ENV
+
 # From least to most capable for this project's purposes: bf16 is native only in the last two.
 ISA_CLASSES = ("other", "avx2", "avx512", "avx512_bf16", "amx")
-PRECISION_ENV = "CIFAR_PRECISION"  # fp32 / bf16 / fp16: what precision "auto" means, whatever the CPU
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,7 +56,7 @@ def onednn_isa_cap() -> str | None:
     `ONEDNN_MAX_CPU_ISA=AVX2` makes an AVX-512 machine run the kernels of an AVX2-only CPU (the tests and
     benchmarks use it to reproduce AVX2-only behaviour anywhere); bf16 is then emulated, so "auto" picks fp32.
     """
-    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    value = (os.environ.get(ONEDNN_ISA_ENV) or os.environ.get(DNNL_ISA_ENV) or "").strip().upper()
     if not value or value in ("ALL", "DEFAULT"):
         return None
     if "AMX" in value:

@@ -45,10 +45,10 @@ from ..analysis import corruptions as CR
 from ..analysis import experiments as E
 from ..analysis import robustness as R
 from ..core import data as D
-from ..core.config import SMOKE_ENV, train_parameters, training_config
+from ..core.config import train_parameters, training_config
 from ..core.evaluation import resolve_device
 from ..errors import CifarError, ConfigError, DatasetError, ReportInterrupted, disk_error
-from ..paths import OUTPUT_PNG, project_dir
+from ..paths import OUTPUT_PNG, PYTHONPATH_ENV, SMOKE_ENV, TQDM_DISABLE_ENV, project_dir
 from ..runs import atomic, locks, run_files
 from ..runs import reference as REF
 from ..runs.reuse import folder_made_elsewhere, holds_reusable_run, precision_census
@@ -313,10 +313,10 @@ def _kernel_environment(smoke: bool):
     there, and their SMOKE default agrees with the parameter passed to them."""
     library_parent = str(Path(__file__).resolve().parent.parent)
     kernel_env = {
-        "PYTHONPATH": os.pathsep.join(p for p in (library_parent, os.environ.get("PYTHONPATH")) if p),
+        PYTHONPATH_ENV: os.pathsep.join(p for p in (library_parent, os.environ.get(PYTHONPATH_ENV)) if p),
         SMOKE_ENV: "1" if smoke else "0",
         # A rendered page is read, not watched: no progress bars (tqdm reads TQDM_* as defaults).
-        "TQDM_DISABLE": "1",
+        TQDM_DISABLE_ENV: "1",
     }
     saved_env = {k: os.environ.get(k) for k in kernel_env}
     os.environ.update(kernel_env)

@@ -30,6 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import CifarError, ConfigError
+from ..paths import GROUP_WORLD_SIZE_ENV, LOCAL_RANK_ENV, LOCAL_WORLD_SIZE_ENV, RANK_ENV, WORLD_SIZE_ENV
 from .sync_batchnorm import sync_batch_norms
 
 # What a collective's error says when another rank died in the middle of it: gloo raises a plain
@@ -39,7 +40,7 @@ _PEER_LOST = ("connection closed by peer", "connection reset by peer", "broken p
 
 def launched() -> bool:
     """True in a process that torchrun started as one of several."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return int(os.environ.get(WORLD_SIZE_ENV, "1")) > 1
 
 
 def active() -> bool:
@@ -49,7 +50,7 @@ def active() -> bool:
 
 def rank() -> int:
     """This process's rank: 0 in a single-process run (and torchrun's $RANK before the group is up)."""
-    return dist.get_rank() if active() else int(os.environ.get("RANK", "0"))
+    return dist.get_rank() if active() else int(os.environ.get(RANK_ENV, "0"))
 
 
 def world_size() -> int:
@@ -70,8 +71,8 @@ def launch_command() -> str:
     """How to start this run again: `python`, or torchrun with as many processes as now."""
     if not launched():
         return "python"
-    per_node = os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
-    nodes = int(os.environ.get("GROUP_WORLD_SIZE", "1"))
+    per_node = os.environ.get(LOCAL_WORLD_SIZE_ENV, os.environ[WORLD_SIZE_ENV])
+    nodes = int(os.environ.get(GROUP_WORLD_SIZE_ENV, "1"))
     if nodes > 1:
         return f"torchrun --nnodes={nodes} --nproc-per-node={per_node} (and the same --rdzv-* options as before)"
     return f"torchrun --standalone --nproc-per-node={per_node}"  # --standalone: any free port
@@ -130,7 +131,7 @@ def _start() -> None:
     backend = "gloo"
     if torch.cuda.is_available():
         backend = "cpu:gloo,cuda:nccl"  # CUDA tensors over NCCL; CPU ones (a --device cpu run, objects) over gloo
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        local = int(os.environ.get(LOCAL_RANK_ENV, "0"))
         if local < torch.cuda.device_count():
             torch.cuda.set_device(local)
     dist.init_process_group(backend=backend)
@@ -205,7 +206,7 @@ def device_for_rank(device: torch.device) -> torch.device:
     """`device`, or under torchrun on CUDA the GPU numbered $LOCAL_RANK: one GPU per process."""
     if device.type != "cuda" or not launched():
         return device
-    local, count = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+    local, count = int(os.environ.get(LOCAL_RANK_ENV, "0")), torch.cuda.device_count()
     if local >= count:
         raise ConfigError(
             f"process {rank()} needs GPU {local}, but this machine has {count}; start at most {count} "

@@ -31,12 +31,11 @@ from ..core.models import Classifier, build_model
 from ..core.optim import WeightAverager, lr_factor, make_optimizer, set_learning_rates
 from ..core.plots import plot_curves
 from ..errors import CifarError, ConfigError, NonFiniteLoss, TrainingInterrupted
+from ..paths import PAUSE_ENV
 from . import distributed, run_files
 from .atomic import interrupts_deferred, remove_temporaries, save_figure
 from .provenance import provenance
 from .reuse import Decision, decide_named_run, reused_run
-
-PAUSE_ENV = "CIFAR_PAUSE_AT"  # "EPOCH:STEP[:FILE]": tests stop a run at a chosen step (see _wait_for_a_signal)
 
 
 @dataclass
