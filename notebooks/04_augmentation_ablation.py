@@ -200,7 +200,7 @@ section = experiments.markdown_section(
      "", *plan.sentences()],
     shown, list(table["sentence"]),
     [comparisons.findings(table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "", test_sentence, "",
-     "![what each piece buys](figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])
+     "![what each piece buys](../figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])
 write_text(out / "experiments" / "04_augmentation_ablation.md", section)
 print(provenance)
 

@@ -215,8 +215,8 @@ section = experiments.markdown_section(
      markdown_table(summary.drop(columns="mean"))],
     comparisons.format_table(table) if table is not None else summary.drop(columns="mean"),
     list(table["sentence"]) if table is not None else [],
-    [conclusion, "", "![search](figures/05_hyperparameter_search.png)", "",
-     "![best vs recipe](figures/05_best_vs_recipe.png)", "", f"Runs: {runs_line}"])
+    [conclusion, "", "![search](../figures/05_hyperparameter_search.png)", "",
+     "![best vs recipe](../figures/05_best_vs_recipe.png)", "", f"Runs: {runs_line}"])
 write_text(out / "experiments" / "05_hyperparameter_search.md", section)
 print(runs_line)
 

@@ -215,13 +215,13 @@ sentences = robustness.conclusions(summary, frame, calibration, evaluated, gener
 display(Markdown("\n".join(f"- {s}" for s in sentences)))
 
 # %%
-footer = ["![the corruptions](figures/06_corruption_examples.png)", "",
-          "![corruption heatmap](figures/06_corruption_heatmap.png)", "",
-          "![severity curves](figures/06_severity_curves.png)", ""]
+footer = ["![the corruptions](../figures/06_corruption_examples.png)", "",
+          "![corruption heatmap](../figures/06_corruption_heatmap.png)", "",
+          "![severity curves](../figures/06_severity_curves.png)", ""]
 for ev in evaluated:
     if ev.temperature is not None:
-        footer += [f"![calibration of {ev.name}](figures/06_reliability_{ev.name}.png)", ""]
-    footer += [f"![what {ev.name} looks at](figures/06_explanations_{ev.name}.png)", ""]
+        footer += [f"![calibration of {ev.name}](../figures/06_reliability_{ev.name}.png)", ""]
+    footer += [f"![what {ev.name} looks at](../figures/06_explanations_{ev.name}.png)", ""]
 section = markdown_section(
     "Robustness to corruptions and calibration (notebook 06)",
     [f"{len(names)} corruptions x severities {', '.join(map(str, severities))} of the first {n_test:,} test images "

@@ -129,7 +129,7 @@ section = experiments.markdown_section(
     [f"Every run: {plan.describe()}. Validation accuracy (ranks the rungs) and test accuracy (read once, chooses nothing) after training, against the measured training seconds on this "
      f"machine; each architecture with its own recipe (resnet18's is a plain, untuned SGD recipe)."],
     shown.set_index("architecture"), sentences,
-    ["![architectures](figures/07_architectures.png)", "", f"Runs: {provenance}"])
+    ["![architectures](../figures/07_architectures.png)", "", f"Runs: {provenance}"])
 write_text(out / "experiments" / "07_architectures.md", section)
 print(provenance)
 

@@ -50,9 +50,10 @@ def test_run_story_says_trained_reused_or_resumed_and_where(tiny, tmp_path):
     reused = fit_or_reuse(_config(), run_dir=tmp_path / "a", dataset=tiny, progress=False, log=quiet)
     story = NB.run_story(reused)
     commit = trained.metrics["provenance"]["git_commit"]
+    prov = trained.metrics["provenance"]
     assert story.startswith(
         f"**Reused, not trained:** `{tmp_path / 'a'}` already held this configuration finished "
-        f"(2 epochs), trained {trained.metrics['provenance']['date']}"
+        f"(2 epochs), trained in {trained.metrics['seconds']:.0f} s on {prov['cpu']} (recorded), {prov['date']}"
     )
     assert f"commit {commit}" in story and "REUSE = False" in story
 
