@@ -7,7 +7,7 @@
 #
 # Compare the two runs' history.csv: the same global batch, seed and data order, so the histories
 # should agree up to float rounding, which bf16 (the GPU default) makes coarser than the fp32 of the
-# CPU test (tests/test_distributed.py). Not yet run on a GPU machine.
+# CPU test (tests/runs/test_distributed.py). Not yet run on a GPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"

@@ -94,9 +94,9 @@ ENVIRONMENT = {  # name: what it does; who reads it (who sets it, where the proj
     MALLOC_ENV: "'retain' (the default: glibc reuses freed memory) or 'system'; core.allocator",
     CHANNELS_LAST_GUARD_ENV: "'off' shows oneDNN's channels_last defect, never for real work; core.channels_last",
     PAUSE_ENV: "'EPOCH:STEP[:FILE]': a run stands still there until a signal; runs.training (crash tests)",
-    TEST_POSTGRES_ENV: "a PostgreSQL URL for the search tests, which skip without it; tests/test_search.py (.ci/run)",
+    TEST_POSTGRES_ENV: "a PostgreSQL URL for the search tests, which skip without it; tests/analysis/test_search.py (.ci/run)",
     # oneDNN's, read by the library too.
-    ONEDNN_ISA_ENV: "caps oneDNN's instructions, so the ISA class and 'auto'; core.cpu (tests/test_layout.py)",
+    ONEDNN_ISA_ENV: "caps oneDNN's instructions, so the ISA class and 'auto'; core.cpu (tests/core/test_layout.py)",
     DNNL_ISA_ENV: "the same cap under oneDNN's older name; core.cpu",
     # torchrun's: it sets them in every process it starts.
     RANK_ENV: "this process's rank among all; runs.distributed",
@@ -104,8 +104,8 @@ ENVIRONMENT = {  # name: what it does; who reads it (who sets it, where the proj
     LOCAL_RANK_ENV: "this process's rank on its machine: the GPU it takes; runs.distributed",
     LOCAL_WORLD_SIZE_ENV: "processes on this machine, for the command that starts a run again; runs.distributed",
     GROUP_WORLD_SIZE_ENV: "machines taking part, for the same command; runs.distributed",
-    MASTER_ADDR_ENV: "where the processes meet; torch.distributed (tests/test_distributed.py plays torchrun)",
-    MASTER_PORT_ENV: "the port they meet on; torch.distributed (tests/test_distributed.py)",
+    MASTER_ADDR_ENV: "where the processes meet; torch.distributed (tests/runs/test_distributed.py plays torchrun)",
+    MASTER_PORT_ENV: "the port they meet on; torch.distributed (tests/runs/test_distributed.py)",
     # Set for the processes the project starts, read by others.
     PYTHONPATH_ENV: "child processes import this very library; Python (report.runner, notebooks/conftest.py, tests)",
     TQDM_DISABLE_ENV: "'1': no progress bars on the report's rendered pages; tqdm (report.runner, for its kernels)",

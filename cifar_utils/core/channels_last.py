@@ -15,7 +15,7 @@ input channels), so the two layout conversions cost next to nothing. The rule ta
 block of any x86 ISA, so that it holds on every CPU this project meets.
 
 $CIFAR_CHANNELS_LAST_GUARD=off switches the avoidance off, to show that the defect is still there
-(tests/test_layout.py then fails on an AVX2 CPU); never set it for real work.
+(tests/core/test_layout.py then fails on an AVX2 CPU); never set it for real work.
 """
 
 from __future__ import annotations

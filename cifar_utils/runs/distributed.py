@@ -316,7 +316,7 @@ def parallel(model: nn.Module, device: torch.device, also: Iterable[torch.Tensor
     Called once every rank has built (or restored) its model: the ranks agree that setup
     succeeded; rank 0's weights and buffers, and the tensors in `also` (a weight average), are
     given to every rank. Each rank fits the whitening from the same images, so they agree already
-    (tests/test_distributed.py checks it); the broadcast makes that independent of the BLAS or GPU.
+    (tests/runs/test_distributed.py checks it); the broadcast makes that independent of the BLAS or GPU.
     """
     agree(None)
     if not active():

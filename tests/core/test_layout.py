@@ -22,7 +22,7 @@ from cifar_utils.core import cpu
 from cifar_utils.core.channels_last import GUARD_ENV, avoids_channels_last, guard_enabled
 from cifar_utils.core.models import available_models, build_model, smoke_kwargs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ISAS = ["native"] + (["AVX2"] if "avx2" in cpu.cpu_flags() else [])
 TIMEOUT_S = 60  # a passing comparison takes seconds
 

@@ -25,7 +25,7 @@ from cifar_utils.errors import CifarError
 from cifar_utils.runs import run_files
 from cifar_utils.runs.training import PAUSE_ENV, fit, init_state
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     not torch.distributed.is_available(), reason="this torch build has no torch.distributed"
 )

@@ -26,7 +26,7 @@ from cifar_utils.report import runner as R
 from cifar_utils.runs import atomic, locks, run_files
 from cifar_utils.runs.training import PAUSE_ENV, fit
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # 100 training images in batches of 50: two optimizer steps an epoch, a pause point after the first.
 TINY = [
     "--batch-size",

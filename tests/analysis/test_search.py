@@ -29,7 +29,7 @@ from cifar_utils.cli import build_parser, main
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.runs.training import PAUSE_ENV, fit
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 POSTGRES_ENV = "CIFAR_TEST_POSTGRES_URL"
 HEARTBEAT, GRACE = 1, 3  # seconds: a dead worker's trial is stale within seconds (databases)

@@ -19,7 +19,7 @@ from cifar_utils.core.augment import AUGMENTATIONS
 from cifar_utils.core.config import recipe_config
 from cifar_utils.errors import ConfigError
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 MODULE = "my_models"  # the name docs/extending.md gives the module
 MODEL, AUGMENTATION = "tiny", "flip+translate1"  # what its snippet registers
 FAST = ["--epochs", "1", "--batch-size", "100", "--val-size", "50", "--no-progress", "--device", "cpu"]

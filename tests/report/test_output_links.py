@@ -13,7 +13,7 @@ import pytest
 
 from cifar_utils.analysis.tables import rebase_links
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 _FENCED = re.compile(r"^```.*?^```", flags=re.S | re.M)  # code blocks: what they show is not a link
 _INLINE_CODE = re.compile(r"`[^`\n]+`")

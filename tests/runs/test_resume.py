@@ -19,7 +19,7 @@ from cifar_utils.errors import CifarError, TrainingInterrupted
 from cifar_utils.runs import atomic, run_files
 from cifar_utils.runs.training import PAUSE_ENV, fit
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # 400 training images in batches of 16: 25 steps an epoch, long enough to stop a run inside one.
 # Adam, augmentation, dropout, a warm-up + decay schedule and label smoothing: every piece of
 # state a resume must restore (optimizer moments, generator, global RNG, schedule position).
