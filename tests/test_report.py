@@ -15,11 +15,12 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from cifar_utils import notebook as NB
+from cifar_utils.analysis import headline_records as H
 from cifar_utils.analysis import robustness, tables
 from cifar_utils.cli import main
 from cifar_utils.core import metrics as M
 from cifar_utils.errors import CifarError, ConfigError, DatasetError
-from cifar_utils.report import landing, rendering
+from cifar_utils.report import landing, rendering, results_page
 from cifar_utils.report import runner as R
 from cifar_utils.runs import run_files
 
@@ -343,7 +344,7 @@ def _stand_in_notebooks(folder: Path, synthetic_root: Path) -> Path:
     )
     _fake_notebook(
         folder / "03_results_analysis.ipynb",
-        "from cifar_utils import runs\n"
+        "from cifar_utils.runs import run_files\n"
         "run_files.write_analysis(RUNS[0], {'test_images': 1000, 'test_accuracy': 0.25, 'test_loss': 2.0})",
         _FIGURE.format(name="03_confusion_matrix"),
         params="RUNS = None",
@@ -437,11 +438,18 @@ def test_report_writes_every_artifact_and_passes_parameters(tmp_path, synthetic_
     assert 'src="figures/03_confusion_matrix.png"' in index and str(tmp_path) not in index
 
     results = (out / "results.md").read_text()
-    summary = landing.executive_summary(
-        landing.configurations([out / "runs" / run_name, out / "runs" / "earlier-run"]), smoke=True
+    summary = landing.with_existing_links(
+        landing.executive_summary(
+            landing.configurations([out / "runs" / run_name, out / "runs" / "earlier-run"]),
+            smoke=True,
+            findings_dir=out,
+        ),
+        [out],
     )
-    assert results.startswith(f"# Results: {run_name}\n\n{' '.join(summary)}\n") and "Best model: " in results
-    assert all(f"<p>{line}</p>" in index for line in summary if "'" not in line)
+    block = "\n".join(results_page.summary_block(summary))
+    assert results.split("\n\n")[:2] == [f"# Results: {run_name}", block]
+    assert "- Best model, chosen on validation" in block
+    assert all(f"<li>{html.escape(h.text)}" in index for h in summary)
     assert "| Epoch | Train Loss | Train Accuracy | Validation Loss | Validation Accuracy |" in results
     assert "| Run | Kind | Model |" in results and f"| {run_name} |" in results and "| earlier-run |" in results
     assert "on 1000 test images" in results and "git commit" in results and "report wall time" in results
@@ -579,104 +587,196 @@ def _record(
     seed: int = 0,
     train_images: int = 45000,
     test_images: int = 10000,
+    val: float | None = None,
+    provenance: dict | None = None,
     **knobs,
 ) -> Path:
-    """A finished run's record as training writes it (config.json and metrics.json), with a given test accuracy."""
+    """A finished run's record as training writes it (config.json and metrics.json), with a given test accuracy
+    and, with `val`, a validation accuracy on 5,000 images."""
     from cifar_utils.core.config import recipe_config
 
     folder.mkdir(parents=True)
     run_files.write_json(folder / run_files.CONFIG, recipe_config(recipe, seed=seed, **knobs).to_dict())
-    run_files.write_json(
-        folder / run_files.METRICS,
-        {"test_accuracy": accuracy, "test_images": test_images, "train_images": train_images, "seconds": 1.0},
-    )
+    metrics = {"test_accuracy": accuracy, "test_images": test_images, "train_images": train_images, "seconds": 1.0}
+    if val is not None:
+        metrics.update(val_accuracy=val, val_images=5000, val_accuracy_no_tta=val - 0.005)
+    if provenance is not None:
+        metrics["provenance"] = provenance
+    run_files.write_json(folder / run_files.METRICS, metrics)
     return folder
+
+
+def _texts(lines) -> list[str]:
+    return [h.text for h in lines]
 
 
 def test_executive_summary_computes_every_number_from_the_runs(tmp_path):
     from cifar_utils.analysis import stats
 
+    xeon = {"date": "2026-12-01T05:00:00+00:00", "git_commit": "93da42b95b70", "cpu": "Intel(R) Xeon(R) Processor",
+            "cpu_isa": "amx", "precision": "bf16"}  # fmt: skip
+    zen = {**xeon, "date": "2026-12-07T04:00:00+00:00", "git_commit": "c4175f4cdb46", "cpu": "AMD EPYC",
+           "cpu_isa": "avx512_bf16", "precision": "fp32"}  # fmt: skip
     folders = [
-        _record(tmp_path / "seed-seed_cnn-seed0", 0.7921),
-        _record(tmp_path / "fast", 0.9403, "fast", train_images=50000),
+        _record(tmp_path / "seed-seed_cnn-seed0", 0.7921, val=0.7948, provenance=zen),
+        _record(tmp_path / "fast", 0.9403, "fast", val=0.9386, provenance=xeon),
+        tmp_path / "not-a-run",
     ]
-    subset = {"train_subset": 10000, "train_images": 8000}
-    base = [0.66, 0.67, 0.685]
-    flip = [0.70, 0.715, 0.72]
-    folders += [_record(tmp_path / "ex" / f"none{s}", a, seed=s, **subset) for s, a in enumerate(base, 1)]
-    folders += [
-        _record(tmp_path / "ex" / f"flip{s}", a, seed=s, augment="flip", **subset) for s, a in enumerate(flip, 1)
-    ]
-    folders += [tmp_path / "not-a-run"]
     groups = landing.configurations(folders)
-    assert sorted(g.n for g in groups) == [1, 1, 3, 3]
+    assert sorted(g.n for g in groups) == [1, 1]
     lines = landing.executive_summary(groups)
-    assert lines[0] == (
-        "Best model: the fast recipe (fast, 8 epochs on 50,000 training images), 94.03% test accuracy "
-        "(one seed, so no interval) on 10,000 test images."
+    assert [h.key for h in lines] == ["best", "baseline", "provenance"]
+    assert lines[0].text == (
+        "Best model, chosen on validation accuracy (5,000 held-out training images) among 2 tested configurations; "
+        "the test set chose nothing: the fast recipe (fast, 8 epochs on 45,000 training images), 93.86% validation "
+        "and 94.03% test accuracy on 10,000 images, one seed, no interval; both scores with test-time augmentation "
+        "(mirror+translate on the least confident 25% of images; validation 93.36% without)."
     )
-    assert lines[1] == (
-        "The seed baseline, the seed recipe (seed_cnn, 10 epochs on 45,000 training images), reaches "
-        "79.21% test accuracy (one seed, so no interval) on 10,000 test images; the best model is "
-        "+14.82 points (one seed on a side, so no interval) above it."
+    assert lines[0].link == "reports/03_results_analysis.html"
+    assert lines[1].text == (
+        "Seed baseline: the seed recipe (seed_cnn, 10 epochs on 45,000 training images), 79.48% validation and "
+        "79.21% test accuracy on 10,000 images, one seed, no interval; no test-time augmentation in either score."
     )
-    c = stats.welch_test(flip, base)
-    assert c.significant()
-    assert lines[2] == (
-        f"The experiments compared 1 configuration with the configuration each one changes, trained "
-        f"and tested on the same images (3 seeds each): 1 of them differs from it by more than the "
-        f"seed-to-seed spread (Welch's t-test on test accuracy, p < 0.05). The largest difference is the "
-        f"seed recipe, augment flip (seed_cnn, 10 epochs on 8,000 training images), against the seed "
-        f"recipe (seed_cnn, 10 epochs on 8,000 training images): {100 * c.difference:+.2f} points "
-        f"(95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}])."
+    assert lines[2].text == (
+        "Provenance: these answers come from 2 run records trained 2026-12-01 to 2026-12-07 at commits 93da42b, "
+        "c4175f4 on 2 machines (AMD EPYC, ISA class avx512_bf16; Intel Xeon Processor, ISA class amx), in bf16 and "
+        "fp32."
     )
-    # Several seeds of the best model: its mean and t interval, and a smoke run says so first.
-    best = [_record(tmp_path / f"fast{s}", a, "fast", seed=s, train_images=50000) for s, a in ((1, 0.94), (2, 0.942))]
-    s = stats.summarize([0.9403, 0.94, 0.942])
-    lines = landing.executive_summary(landing.configurations(folders + best), smoke=True)
-    assert lines[0].startswith("Smoke run:")
+    # Several seeds: means with a t interval each, and a smoke run says so first.
+    more = [_record(tmp_path / f"seed{s}", a, seed=s, val=v) for s, a, v in ((1, 0.788, 0.7968), (2, 0.7958, 0.7942))]
+    val, test = stats.summarize([79.48, 79.68, 79.42]), stats.summarize([79.21, 78.8, 79.58])
+    lines = landing.executive_summary(landing.configurations(folders + more), smoke=True)
+    assert lines[0].key == "smoke" and lines[0].text.startswith("Smoke run:")
     assert (
-        f"{100 * s.mean:.2f}% mean test accuracy over 3 seeds (95% t interval [{100 * s.ci_low:.2f}, "
-        f"{100 * s.ci_high:.2f}]%) on 10,000 test images."
-    ) in lines[1]
-    assert landing.executive_summary([]) == [
+        f"{val.mean:.2f}% validation and {test.mean:.2f}% test accuracy on 10,000 images, means over 3 seeds "
+        f"(95% t intervals [{val.ci_low:.2f}, {val.ci_high:.2f}]% and [{test.ci_low:.2f}, {test.ci_high:.2f}]%)"
+    ) in lines[2].text
+    assert _texts(landing.executive_summary([])) == [
         "No run with a test result was found; run the report (`make report`) to train and evaluate one."
     ]
 
 
-def test_executive_summary_holm_corrects_across_the_experiments(tmp_path):
-    from cifar_utils.analysis import stats
-
-    subset = {"train_subset": 10000, "train_images": 8000}
-    base, flip, smooth = [0.66, 0.67, 0.68], [0.685, 0.69, 0.70], [0.66, 0.675, 0.68]
-    folders = [_record(tmp_path / f"none{s}", a, seed=s, **subset) for s, a in enumerate(base, 1)]
-    folders += [_record(tmp_path / f"flip{s}", a, seed=s, augment="flip", **subset) for s, a in enumerate(flip, 1)]
-    folders += [_record(tmp_path / f"ls{s}", a, seed=s, label_smoothing=0.1, **subset) for s, a in enumerate(smooth, 1)]
-    raw = [stats.welch_test(flip, base).p_value, stats.welch_test(smooth, base).p_value]
-    assert raw[0] < 0.05 < stats.holm(raw)[0]  # significant alone, not once corrected for two comparisons
-    sentence = landing.executive_summary(landing.configurations(folders))[-1]
-    assert "none of them differ from it" in sentence and "Holm-corrected for the 2 comparisons" in sentence
-
-
-def test_each_experiment_is_compared_with_what_it_changes_and_other_architectures_with_nothing(tmp_path):
-    seeds = (1, 2, 3)
-    folders = [_record(tmp_path / f"seed{s}", a, seed=s) for s, a in zip(seeds, (0.79, 0.795, 0.80))]
-    folders += [_record(tmp_path / f"short{s}", a, seed=s, epochs=2) for s, a in zip(seeds, (0.70, 0.705, 0.71))]
-    folders += [
-        _record(tmp_path / f"resnet{s}", a, seed=s, model="resnet18", optimizer="sgd", lr=0.1)
-        for s, a in zip(seeds, (0.30, 0.31, 0.32))
+def test_the_best_model_is_chosen_on_validation_even_when_another_tests_higher(tmp_path):
+    folders = [
+        _record(tmp_path / "seed", 0.79, val=0.795),
+        _record(tmp_path / "fast-a", 0.930, "fast", val=0.940),  # best on validation
+        _record(tmp_path / "fast-b", 0.945, "fast", val=0.935, label_smoothing=0.1),  # best on test: not chosen
+        _record(tmp_path / "untested-val", 0.99, "fast", val=0.90, test_images=1000),  # other test set: not a candidate
     ]
-    # An ablation arm at a smaller size of the fast recipe: against its own full arm, not the unchanged recipe.
-    small = {"epochs": 2, "batch_size": 500}
-    folders += [_record(tmp_path / f"full{s}", a, "fast", seed=s, **small) for s, a in zip(seeds, (0.85, 0.856, 0.86))]
-    folders += [
-        _record(tmp_path / f"sgd{s}", a, "fast", seed=s, label_smoothing=0.0, **small)
-        for s, a in zip(seeds, (0.845, 0.85, 0.852))
-    ]
-    sentence = landing.executive_summary(landing.configurations(folders))[-1]
-    assert sentence.startswith("The experiments compared 2 configurations with the configuration each one changes")
-    assert "resnet18" not in sentence  # another architecture is notebook 07's question, at equal time
-    assert "The largest difference is the seed recipe (seed_cnn, 2 epochs" in sentence and "-9.00 points" in sentence
+    best, candidates = landing.best_on_validation(landing.configurations(folders))
+    assert best.folders == [tmp_path / "fast-a"] and len(candidates) == 3
+    line = landing.executive_summary(landing.configurations(folders))[0].text
+    assert "94.00% validation and 93.00% test accuracy" in line and "94.50%" not in line
+
+
+def _ablation(rows: list[H.Effect]) -> H.AblationFindings:
+    return H.AblationFindings("full recipe", "validation accuracy", "2 epochs", 1.0, rows)
+
+
+def test_a_difference_holm_did_not_resolve_is_never_named_as_one(tmp_path):
+    """p = 0.02 alone, 0.062 once corrected: 'not resolvable at this budget', never among the effects."""
+    seed = [_record(tmp_path / "seed", 0.79, val=0.795)]
+    resolved = H.Effect("no whitening", 4, -1.56, -2.14, -0.98, 0.0166, H.verdict_of(0.0166))
+    unresolved = H.Effect("seed recipe at 2 epochs", 4, -8.70, -13.15, -4.25, 0.062, H.verdict_of(0.062))
+    equivalent = H.Effect("augment none", 4, -0.09, -0.52, 0.34, 1.0, H.verdict_of(1.0, equivalent=True), 0.003)
+    assert (resolved.verdict, unresolved.verdict, equivalent.verdict) == (H.DIFFERS, H.UNRESOLVED, H.EQUIVALENT)
+    H.write(_ablation([unresolved, resolved, equivalent]), tmp_path)
+    lines = landing.executive_summary(landing.configurations(seed), findings_dir=tmp_path)
+    line = next(h for h in lines if h.key == "04")
+    assert line.link == "reports/04_augmentation_ablation.html"
+    effects, rest = line.text.split("equivalent within", 1)
+    assert "no whitening -1.56 [-2.14, -0.98]" in effects and "-8.70" not in line.text
+    assert "seed recipe at 2 epochs" not in effects
+    assert rest.endswith("(TOST): augment none; not resolvable at this budget: seed recipe at 2 epochs.")
+    # Nothing resolved at all: said so, and no effect named.
+    H.write(_ablation([unresolved]), tmp_path)
+    line = next(
+        h for h in landing.executive_summary(landing.configurations(seed), findings_dir=tmp_path) if h.key == "04"
+    )
+    assert "no change to it is resolved after Holm's correction" in line.text and "-8.70" not in line.text
+    # The same from a real comparison table: raw p below 0.05, Holm above it.
+    import pandas as pd
+
+    from cifar_utils.analysis import comparisons as C
+
+    values = pd.DataFrame(
+        [
+            {"arm": arm, "seed": s, "val_accuracy": v}
+            for arm, vals in {
+                "full": [0.850, 0.860, 0.855, 0.858],
+                "a": [0.846, 0.857, 0.849, 0.856],
+                "b": [0.850, 0.861, 0.856, 0.855],
+                "c": [0.852, 0.859, 0.854, 0.860],
+            }.items()
+            for s, v in enumerate(vals, 1)
+        ]
+    )
+    table = C.compare_arms(values, "arm", "full", value="val_accuracy", delta=0.003, what="validation accuracy")
+    assert table.loc["a", "p_paired"] < 0.05 <= table.loc["a", "p_holm"] and table.loc["a", "ci_high"] < 0
+    record = H.ablation_record(table, "full", "2 epochs", 0.003, None, [])
+    assert [e.verdict for e in record.rows] == [H.UNRESOLVED] * 3
+    H.write(record, tmp_path)
+    line = next(
+        h for h in landing.executive_summary(landing.configurations(seed), findings_dir=tmp_path) if h.key == "04"
+    )
+    assert "no change to it is resolved" in line.text and "-0.38" not in line.text
+    assert line.text.endswith("not resolvable at this budget: a, b, c.")
+
+
+def test_each_findings_record_gives_one_linked_sentence_and_an_absent_one_none(tmp_path):
+    seed = [_record(tmp_path / "runs" / "seed", 0.79, val=0.795)]
+    groups = landing.configurations(seed)
+    assert [h.key for h in landing.executive_summary(groups, findings_dir=tmp_path)] == ["best", "baseline"]
+    prov = H.Provenance(12, "2026-12-01", "2026-12-08", ["2565c7048d04"], ["AMD EPYC (avx512_bf16)"], ["bf16"])
+    equal = H.Effect("trial 11", 4, 0.0, -0.52, 0.53, 1.0, H.EQUIVALENT, tost_p=0.0045)
+    H.write(
+        H.SearchFindings(12, 8, 4, 0, "fast recipe", "trial 11", "lr 0.151", H.Interval(85.76, 4, 85.40, 86.13, 0.23),
+                         H.Interval(85.53, 4, 85.08, 85.97, 0.28), equal, 1.0, 86.2, provenance=prov),
+        tmp_path,
+    )  # fmt: skip
+    H.write(
+        H.RobustnessFindings(
+            2000, 13, [1, 2, 3, 4, 5],
+            [H.ModelRobustness("seed", 1, 80.10, 64.86, 19.0, "contrast", 52.1),
+             H.ModelRobustness("fast", 1, 92.70, 66.33, 28.4, "gaussian_noise", 18.45)],
+            H.Effect("fast vs seed", 1, 1.47, None, None, None, H.NOT_TESTED),
+            [H.ModelCalibration("fast", 0.484, "validation", 19.99, 1.46, 12.73, 12.75)],
+        ),
+        tmp_path,
+    )  # fmt: skip
+    slow = H.Effect("fast vs seed_cnn", 2, 0.4, -3.0, 3.8, 0.4, H.UNRESOLVED)
+    H.write(
+        H.ArchitectureFindings(
+            [H.BudgetLeader(60, None),
+             H.BudgetLeader(300, "fast", 4, 263, H.Interval(91.87, 2, 90.28, 93.45), "seed_cnn",
+                            H.Interval(91.47, 2, 88.0, 95.0), slow)]
+        ),
+        tmp_path,
+    )  # fmt: skip
+    lines = landing.executive_summary(groups, findings_dir=tmp_path)
+    by_key = {h.key: h for h in lines}
+    assert list(by_key) == ["best", "baseline", "05", "06", "07", "provenance"]
+    assert by_key["05"].text == (
+        "The search (12 Optuna trials scored on validation: 8 complete, 4 pruned, 0 failed) chose trial 11 (lr 0.151), "
+        "equivalent to the fast recipe within the ±1-point margin (+0.00 points, 95% CI [-0.52, +0.53], TOST p = "
+        "0.0045, 4 fresh seeds); its test accuracy, read once, is 85.53% (4 seeds, 95% t interval [85.08, 85.97]%)."
+    )
+    assert "fast vs seed is not resolvable at this budget: one seed" in by_key["06"].text
+    assert "19.99% -> 1.46% clean and 12.73% -> 12.75% corrupted for fast" in by_key["06"].text
+    seven = by_key["07"].text
+    assert "within 60 s no rung finishes" in seven and "not resolvable at this budget" in seven and "leads" not in seven
+    assert by_key["07"].link == "reports/07_architectures.html"
+    assert "2026-12-01 to 2026-12-08" in by_key["provenance"].text and "AMD EPYC, ISA class avx512_bf16" in (
+        by_key["provenance"].text
+    )
+    # A link is kept only where its page exists.
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "05_hyperparameter_search.html").write_text("x")
+    linked = [h.key for h in landing.with_existing_links(lines, [tmp_path]) if h.link]
+    assert linked == ["05"]
+    assert landing.markdown_lines([by_key["05"]], "outputs/")[0].endswith(
+        "([report 05](outputs/reports/05_hyperparameter_search.html))"
+    )
 
 
 def test_landing_page_links_both_renderings_and_each_notebooks_figures(tmp_path):
@@ -695,7 +795,7 @@ def test_landing_page_links_both_renderings_and_each_notebooks_figures(tmp_path)
     (tmp_path / "notebooks").mkdir()
     nbformat.write(nb, tmp_path / "notebooks" / "01_data_exploration.ipynb")
     page = landing.write_index(tmp_path, ["First sentence with <b>.", "Second."], R.NOTEBOOKS).read_text()
-    assert "<p>First sentence with &lt;b&gt;.</p><p>Second.</p>" in page
+    assert "<li>First sentence with &lt;b&gt;.</li><li>Second.</li>" in page
     assert '<td>01 · Data exploration</td><td><a href="reports/01_data_exploration.html">report</a></td>' in page
     assert 'href="reports/01_data_exploration.code.html"' in page and 'src="figures/01_class_balance.png"' in page
     assert "landing_page.png" not in page and "07_unknown" not in page  # only the notebooks' own figures

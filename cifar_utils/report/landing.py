@@ -1,9 +1,15 @@
-"""The landing page (outputs/index.html) and the executive summary that opens it and results.md.
+"""The landing page (outputs/index.html) and the executive summary that opens it, results.md and the README.
 
-Every number comes from the run folders: metrics.json, or notebook 03's analysis.json for a run
-trained without a test pass. Runs that differ only in their seed (and in how they ran: device,
-precision, memory layout, evaluation batch) are one configuration, summarised over its seeds
-with a t interval when there are at least two. Nothing here trains or evaluates.
+The summary states the project's answers, one sentence each, with a link to the report that holds the
+evidence: the best model (chosen on validation accuracy, never on test), the seed baseline, then what
+notebooks 04-07 resolved, read from the records they write (analysis/headline_records.py; a record that
+is absent leaves its sentence out), and the provenance of all of it. Every number comes from the run
+folders (metrics.json, or notebook 03's analysis.json for a run trained without a test pass) or from
+those records. A difference is named only when its Holm-corrected p is below alpha; otherwise the
+sentence says "not resolvable at this budget" (or "equivalent" where a TOST says so). Runs that differ
+only in their seed (and in how they ran: device, precision, memory layout, evaluation batch) are one
+configuration, summarised over its seeds with a t interval when there are at least two. Nothing here
+trains or evaluates.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 
+from ..analysis import headline_records as H
 from ..analysis import stats
 from ..core.config import RECIPES, TrainConfig
 from ..paths import project_dir
@@ -27,17 +34,19 @@ HOW_IT_RAN = ("seed", "device", "precision", "channels_last", "eval_batch_size",
 # Fields that size a recipe rather than change it: "the seed recipe on 10,000 images" is still the seed recipe.
 SIZE = ("epochs", "train_subset", "val_size")
 SEED_RECIPE = "seed"
+RESULTS_LINK = "results.md"  # where every run's own provenance is listed
 
 
 @dataclass
 class Configuration:
-    """Runs of one configuration: their test accuracies (fractions) and what they were trained on."""
+    """Runs of one configuration: their test accuracies (fractions), their metrics, what they were trained on."""
 
     config: dict
     train_images: int | None
     test_images: int
     folders: list[Path] = field(default_factory=list)
     accuracies: list[float] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -46,6 +55,17 @@ class Configuration:
     @property
     def summary(self) -> stats.Summary:
         return stats.summarize(self.accuracies)
+
+    @property
+    def validations(self) -> list[float] | None:
+        """Each seed's final validation accuracy, or None unless every seed has one."""
+        found = [m.get("val_accuracy") for m in self.metrics]
+        ok = found and all(isinstance(v, (int, float)) and math.isfinite(v) for v in found)
+        return [float(v) for v in found] if ok else None
+
+    @property
+    def val_images(self) -> int | None:
+        return self.metrics[0].get("val_images") if self.metrics else None
 
     @property
     def recipe(self) -> tuple[str | None, dict]:
@@ -105,27 +125,82 @@ def configurations(folders) -> list[Configuration]:
         group = groups.setdefault(key, Configuration(what, metrics.get("train_images"), test_images))
         group.folders.append(folder)
         group.accuracies.append(float(accuracy))
+        group.metrics.append(metrics)
     return list(groups.values())
 
 
-def _accuracy(group: Configuration) -> str:
-    s = group.summary
-    if group.n < 2:
-        return f"{100 * s.mean:.2f}% test accuracy (one seed, so no interval)"
-    return (
-        f"{100 * s.mean:.2f}% mean test accuracy over {s.n} seeds (95% t interval "
-        f"[{100 * s.ci_low:.2f}, {100 * s.ci_high:.2f}]%)"
+# ----------------------------------------------------------------------------- the sentences
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One answer: a sentence, and the page (relative to the output folder) that holds its evidence."""
+
+    text: str
+    link: str | None = None
+    key: str = ""  # what it answers: smoke, best, baseline, 04, 05, 06, 07, provenance
+
+    @property
+    def link_text(self) -> str:
+        return "report " + Path(self.link).name.split("_")[0] if self.link and "reports/" in self.link else "details"
+
+
+def _report(stem: str) -> str:
+    return f"reports/{rendering_names(stem)[0]}"
+
+
+def _points(values: list[float]) -> stats.Summary:
+    return stats.summarize([100 * v for v in values])
+
+
+def _mean_text(summary: stats.Summary) -> str:
+    return f"{summary.mean:.2f}%"
+
+
+def _interval(summary: stats.Summary) -> str:
+    return f"[{summary.ci_low:.2f}, {summary.ci_high:.2f}]%"
+
+
+def _tta(group: Configuration) -> str:
+    """Whether the scores include test-time augmentation, from the run's own record."""
+    tta = group.config.get("tta") or "none"
+    if tta == "none":
+        return "no test-time augmentation in either score"
+    share = group.config.get("tta_share")
+    where = f" on the least confident {share:.0%} of images" if isinstance(share, float) and share < 1 else ""
+    without = [m.get("val_accuracy_no_tta") for m in group.metrics]
+    plain = (
+        f"; validation {_mean_text(_points(without))} without"
+        if without and all(isinstance(v, (int, float)) for v in without)
+        else ""
     )
+    return f"both scores with test-time augmentation ({tta}{where}{plain})"
 
 
-def _difference(a: Configuration, b: Configuration) -> str:
-    if a.n >= 2 and b.n >= 2:
-        c = stats.welch_test(a.accuracies, b.accuracies)
-        if not math.isnan(c.p_value):
-            return (
-                f"{100 * c.difference:+.2f} points (95% Welch interval [{100 * c.ci_low:+.2f}, {100 * c.ci_high:+.2f}])"
-            )
-    return f"{100 * (a.summary.mean - b.summary.mean):+.2f} points (one seed on a side, so no interval)"
+def _val_and_test(group: Configuration) -> str:
+    """'93.86% validation and 94.03% test accuracy on 10,000 images, ...': n, and a t interval or why there is none."""
+    val, test = group.validations, _points(group.accuracies)
+    scores = f"{_mean_text(_points(val))} validation and " if val else ""
+    scores += f"{_mean_text(test)} test accuracy on {group.test_images:,} images"
+    if group.n < 2:
+        return f"{scores}, one seed, no interval"
+    intervals = f"{_interval(_points(val))} and {_interval(test)}" if val else _interval(test)
+    return f"{scores}, means over {group.n} seeds (95% t interval{'s' if val else ''} {intervals})"
+
+
+def best_on_validation(groups: list[Configuration]) -> tuple[Configuration | None, list[Configuration]]:
+    """The configuration with the highest mean validation accuracy, among those scored on the same validation
+    images (the most common count) and tested on the most test images; the test accuracy plays no part.
+    Returns it and the candidates it was chosen from."""
+    scored = [g for g in groups if g.validations is not None and g.val_images]
+    if not scored:
+        return None, []
+    most_test = max(g.test_images for g in scored)
+    scored = [g for g in scored if g.test_images == most_test]
+    counts = [g.val_images for g in scored]
+    val_images = max(set(counts), key=lambda v: (counts.count(v), v))
+    candidates = [g for g in scored if g.val_images == val_images]
+    return max(candidates, key=lambda g: sum(g.validations) / len(g.validations)), candidates
 
 
 def seed_baseline(groups: list[Configuration]) -> Configuration | None:
@@ -134,100 +209,278 @@ def seed_baseline(groups: list[Configuration]) -> Configuration | None:
     return max(found, key=lambda g: (g.train_images or 0, g.n), default=None)
 
 
-def _changes(group: Configuration) -> tuple[str, frozenset]:
-    """The named recipe closest to `group` (same model first) and every knob, sizes included, it changes there."""
-    found = []
-    for name, values in RECIPES.items():
-        reference = TrainConfig.from_dict(values).to_dict()
-        differs = frozenset(
-            (k, json.dumps(v, sort_keys=True, default=str))
-            for k, v in group.config.items()
-            if k not in HOW_IT_RAN and k in reference and reference[k] != v
-        )
-        found.append((reference.get("model") != group.config.get("model"), len(differs), name, differs))
-    _, _, name, differs = min(found, key=lambda f: f[:2])
-    return name, differs
-
-
-def _reference(group: Configuration, groups: list[Configuration], changes: dict) -> Configuration | None:
-    """What `group` is an experiment on: the multi-seed configuration of the same recipe and model, trained and
-    tested on the same images, whose changes are a strict part of the group's, the most specific one first.
-    An ablation arm gets its full recipe, a searched trial the recipe it varies, a shorter seed recipe the seed
-    recipe; another architecture gets none (notebook 07 compares those at equal time instead).
-    `changes` holds _changes of every group, by id."""
-    name, changed = changes[id(group)]
-    candidates = [
-        r
-        for r in groups
-        if r is not group
-        and r.n >= 2
-        and r.config.get("model") == group.config.get("model")
-        and r.train_images == group.train_images
-        and r.test_images == group.test_images
-        and changes[id(r)][0] == name
-        and changes[id(r)][1] < changed
-    ]
-    return max(candidates, key=lambda r: len(changes[id(r)][1]), default=None)
-
-
-def _experiments_sentence(groups: list[Configuration]) -> str | None:
-    """Each multi-seed configuration against the one it changes (see _reference): Welch's test for each (their
-    seeds need not match), Holm-corrected across all of them."""
-    changes = {id(g): _changes(g) for g in groups}
-    pairs = [(g, ref) for g in groups if g.n >= 2 and (ref := _reference(g, groups, changes)) is not None]
-    compared = [(g, ref, stats.welch_test(g.accuracies, ref.accuracies)) for g, ref in pairs]
-    compared = [c for c in compared if not math.isnan(c[2].p_value)]
-    if not compared:
-        return None
-    adjusted = stats.holm([c[2].p_value for c in compared])
-    resolved = [c for c, p in zip(compared, adjusted) if p < 0.05]
-    g, ref, c = max(compared, key=lambda c: abs(c[2].difference))
-    counts = sorted({x[0].n for x in compared} | {x[1].n for x in compared})
-    correction = f", Holm-corrected for the {len(compared)} comparisons" if len(compared) > 1 else ""
-    return (
-        f"The experiments compared {len(compared)} configuration{'s' if len(compared) > 1 else ''} with the "
-        f"configuration each one changes, trained and tested on the same images ({'/'.join(map(str, counts))} seeds "
-        f"each): {len(resolved) or 'none'} of them differ{'s' if len(resolved) == 1 else ''} from it by more than "
-        f"the seed-to-seed spread (Welch's t-test on test accuracy, p < 0.05{correction}). "
-        f"The largest difference is {g.label}, against {ref.label}: {_difference(g, ref)}."
+def _best_sentence(best: Configuration, candidates: list[Configuration]) -> Headline:
+    among = f"{len(candidates)} tested configurations" if len(candidates) > 1 else "the one tested configuration"
+    return Headline(
+        f"Best model, chosen on validation accuracy ({best.val_images:,} held-out training images) among {among}; "
+        f"the test set chose nothing: {best.label}, {_val_and_test(best)}; {_tta(best)}.",
+        _report("03_results_analysis"),
+        "best",
     )
 
 
-def executive_summary(groups: list[Configuration], smoke: bool = False) -> list[str]:
-    """A few sentences, every number computed from `groups`: the best model, the seed baseline, the experiments."""
-    lines = ["Smoke run: a small subset for one epoch; the numbers only show that the pipeline works."] if smoke else []
-    if not groups:
-        return lines + [
-            "No run with a test result was found; run the report (`make report`) to train and evaluate one."
-        ]
-    most = max(g.test_images for g in groups)
-    best = max((g for g in groups if g.test_images == most), key=lambda g: g.summary.mean)
-    lines.append(f"Best model: {best.label}, {_accuracy(best)} on {most:,} test images.")
-    baseline = seed_baseline(groups)
+def _baseline_sentence(baseline: Configuration | None, best: Configuration | None) -> Headline:
     if baseline is None:
-        lines.append("No run of the unchanged seed recipe was found to compare with.")
-    elif baseline is best:
-        lines.append("It is the seed baseline itself: nothing here beats the seed recipe.")
+        return Headline("No run of the unchanged seed recipe was found to compare with.", key="baseline")
+    if baseline is best:
+        return Headline(
+            "The best model is the seed baseline itself: nothing here beats the seed recipe on validation.",
+            key="baseline",
+        )
+    return Headline(
+        f"Seed baseline: {baseline.label}, {_val_and_test(baseline)}; {_tta(baseline)}.",
+        _report("02_training"),
+        "baseline",
+    )
+
+
+def _effect(e: H.Effect, unit: str = " points, 95% CI ") -> str:
+    """'-3.81 points, 95% CI [-4.45, -3.18]'; with unit " " (where the sentence said what the numbers are)
+    '-3.81 [-4.45, -3.18]'."""
+    interval = f"{unit}[{e.ci_low:+.2f}, {e.ci_high:+.2f}]" if e.ci_low is not None else " points"
+    return f"{e.delta:+.2f}{interval}"
+
+
+def _seeds(rows: list[H.Effect]) -> str:
+    ns = sorted({e.n for e in rows})
+    return f"{ns[0]} paired seeds" if len(ns) == 1 else f"{ns[0]}-{ns[-1]} paired seeds"
+
+
+def _ablation_sentence(r: H.AblationFindings) -> Headline | None:
+    if not r.rows:
+        return None
+    differ = sorted((e for e in r.rows if e.verdict == H.DIFFERS), key=lambda e: e.delta)
+    same = [e.arm for e in r.rows if e.verdict == H.EQUIVALENT]
+    open_ = [e.arm for e in r.rows if e.verdict not in (H.DIFFERS, H.EQUIVALENT)]
+    parts = [
+        "; ".join(f"{e.arm} {_effect(e, ' ')}" for e in differ)
+        if differ
+        else "no change to it is resolved after Holm's correction"
+    ]
+    if same:
+        parts.append(f"equivalent within the ±{r.margin:g}-point margin (TOST): {', '.join(same)}")
+    if open_:
+        parts.append(f"not resolvable at this budget: {', '.join(open_)}")
+    return Headline(
+        f"What each piece of the fast recipe buys at the experiments' budget (Δ {r.metric} against the {r.reference}, "
+        f"points [95% CI], {_seeds(r.rows)}, Holm-corrected α = {r.alpha:g}): {'; '.join(parts)}.",
+        _report(r.NOTEBOOK),
+        r.NOTEBOOK[:2],
+    )
+
+
+def _interval_record(i: H.Interval, extra: str = "") -> str:
+    """'85.53% (4 seeds, 95% t interval [85.08, 85.97]%)', `extra` added inside the brackets."""
+    if i.n < 2 or i.ci_low is None:
+        return f"{i.mean:.2f}% ({extra}one seed, no interval)"
+    return f"{i.mean:.2f}% ({extra}{i.n} seeds, 95% t interval [{i.ci_low:.2f}, {i.ci_high:.2f}]%)"
+
+
+def _search_sentence(r: H.SearchFindings) -> Headline:
+    v = r.versus_reference
+    if v is None:
+        verdict = f"found nothing better on validation than the {r.reference} itself"
+    elif v.verdict == H.DIFFERS:
+        verdict = (
+            f"chose {r.chosen} ({r.chosen_knobs}), which {'raises' if v.delta > 0 else 'lowers'} validation accuracy "
+            f"against the {r.reference} by {abs(v.delta):.2f} points (95% CI [{v.ci_low:+.2f}, {v.ci_high:+.2f}], "
+            f"Holm p = {v.p_holm:.2g}, {v.n} fresh seeds)"
+        )
+    elif v.verdict == H.EQUIVALENT:
+        verdict = (
+            f"chose {r.chosen} ({r.chosen_knobs}), equivalent to the {r.reference} within the ±{r.margin:g}-point "
+            f"margin ({_effect(v)}, TOST p = {v.tost_p:.2g}, {v.n} fresh seeds)"
+        )
     else:
-        lines.append(
-            f"The seed baseline, {baseline.label}, reaches {_accuracy(baseline)} on {baseline.test_images:,} "
-            f"test images"
-            + (
-                f"; the best model is {_difference(best, baseline)} above it."
-                if baseline.test_images == best.test_images
-                else "."
+        verdict = (
+            f"chose {r.chosen} ({r.chosen_knobs}); against the {r.reference}, {_effect(v)} on {v.n} fresh seeds, "
+            f"not resolvable at this budget"
+        )
+    test = f"; its test accuracy, read once, is {_interval_record(r.chosen_test)}" if r.chosen_test is not None else ""
+    return Headline(
+        f"The search ({r.trials} Optuna trials scored on validation: {r.complete} complete, {r.pruned} pruned, "
+        f"{r.failed} failed) {verdict}{test}.",
+        _report(r.NOTEBOOK),
+        r.NOTEBOOK[:2],
+    )
+
+
+def _robustness_sentence(r: H.RobustnessFindings) -> Headline | None:
+    if not r.models:
+        return None
+    models = "; ".join(
+        f"{m.model} {m.mean_corruption:.2f}% (clean {m.clean:.2f}%, {m.seeds} seed{'s' if m.seeds != 1 else ''})"
+        for m in r.models
+    )
+    parts = [
+        f"Under {r.corruptions} corruptions x {len(r.severities)} severities of the first {r.test_images:,} test "
+        f"images, mean corruption accuracy is {models}"
+    ]
+    c = r.comparison
+    if c is not None:
+        if c.verdict == H.DIFFERS:
+            parts.append(f"{c.arm}: {_effect(c)} (Welch p = {c.p_holm:.2g})")
+        elif c.verdict == H.NOT_TESTED:
+            parts.append(f"{c.arm} is not resolvable at this budget: one seed gives no spread to test against")
+        else:
+            parts.append(f"{c.arm}: {_effect(c)}, not resolvable at this budget")
+    if r.calibration:
+        parts.append(
+            "temperature scaling fitted on held-out training images moves ECE "
+            + ", ".join(
+                f"{m.ece_clean_before:.2f}% -> {m.ece_clean_after:.2f}% clean"
+                + (
+                    f" and {m.ece_corrupted_before:.2f}% -> {m.ece_corrupted_after:.2f}% corrupted"
+                    if m.ece_corrupted_before is not None
+                    else ""
+                )
+                + f" for {m.model}"
+                for m in r.calibration
             )
         )
-    if (sentence := _experiments_sentence(groups)) is not None:
-        lines.append(sentence)
+    return Headline("; ".join(parts) + ".", _report(r.NOTEBOOK), r.NOTEBOOK[:2])
+
+
+def _leader(b: H.BudgetLeader) -> str:
+    scored = _interval_record(b.accuracy, f"{b.epochs} epochs, {b.seconds:.0f} s, ")
+    rung = f"{b.architecture} leads with {scored}"
+    if b.runner_up is None:
+        return f"only {b.architecture} finishes a rung, {scored}"
+    v, other = b.versus_runner_up, f"{b.runner_up}'s best {b.runner_up_accuracy.mean:.2f}%"
+    if v is not None and v.verdict == H.DIFFERS:
+        return f"{rung}, above {other} by {_effect(v, ' points, 95% Welch CI ')} (Holm p = {v.p_holm:.2g})"
+    if v is not None and v.verdict == H.NOT_TESTED:
+        return f"{b.architecture} scores highest, {b.accuracy.mean:.2f}%, beside {other}; one seed, not tested"
+    return f"{b.architecture} scores highest, {b.accuracy.mean:.2f}%, beside {other}: not resolvable at this budget"
+
+
+def _architecture_sentence(r: H.ArchitectureFindings) -> Headline | None:
+    spans: list[tuple[list[float], H.BudgetLeader]] = []
+    for b in r.budgets:
+        same = spans and (spans[-1][1].architecture, spans[-1][1].epochs, spans[-1][1].runner_up) == (
+            b.architecture,
+            b.epochs,
+            b.runner_up,
+        )
+        if same:
+            spans[-1][0].append(b.budget_s)
+        else:
+            spans.append(([b.budget_s], b))
+    if not spans:
+        return None
+    parts = []
+    for budgets, b in spans:
+        within = " and ".join(f"{s:g} s" for s in budgets)
+        parts.append(f"within {within} no rung finishes" if b.architecture is None else f"within {within} {_leader(b)}")
+    return Headline(
+        f"At equal training time (test accuracy against measured seconds): {'; '.join(parts)}.",
+        _report(r.NOTEBOOK),
+        r.NOTEBOOK[:2],
+    )
+
+
+def _commit(commit: str) -> str:
+    short, _, rest = commit.partition("+")
+    return short[:7] + (f"+{rest}" if rest else "")
+
+
+def _machine(name: str) -> str:
+    """A recorded machine name, without trademark signs; its ISA class named as such."""
+    name = name.replace("(R)", "").replace("(TM)", "").replace("  ", " ")
+    head, _, isa = name.rpartition(" (")
+    return f"{head}, ISA class {isa.rstrip(')')}" if head and isa.endswith(")") else name
+
+
+def _provenance_sentence(p: H.Provenance) -> Headline | None:
+    if not p.runs:
+        return None
+    when = p.first_date if p.first_date == p.last_date else f"{p.first_date} to {p.last_date}"
+    commits = [_commit(c) for c in p.commits]
+    shown = ", ".join(commits[:6]) + (f" and {len(commits) - 6} more" if len(commits) > 6 else "")
+    machines = (
+        f"one machine, {_machine(p.machines[0])}"
+        if len(p.machines) == 1
+        else f"{len(p.machines)} machines ({'; '.join(map(_machine, p.machines))})"
+        if p.machines
+        else "an unrecorded machine"
+    )
+    precision = " and ".join(p.precisions) or "an unrecorded precision"
+    return Headline(
+        f"Provenance: these answers come from {p.runs} run record{'s' if p.runs != 1 else ''} trained {when} "
+        f"at commit{'s' if len(commits) != 1 else ''} {shown or 'unrecorded'} on {machines}, in {precision}.",
+        RESULTS_LINK,
+        "provenance",
+    )
+
+
+def executive_summary(groups: list[Configuration], smoke: bool = False, findings_dir=None) -> list[Headline]:
+    """The answers, one Headline each, every number computed from `groups` and from the records notebooks 04-07
+    wrote under `findings_dir` (an output folder; None: none read): the best model (on validation), the seed
+    baseline, the ablation, the search, robustness and calibration, the architectures, and their provenance."""
+    lines = (
+        [
+            Headline(
+                "Smoke run: a small subset for one epoch; the numbers only show that the pipeline works.", key="smoke"
+            )
+        ]
+        if smoke
+        else []
+    )
+    if not groups:
+        return lines + [
+            Headline("No run with a test result was found; run the report (`make report`) to train and evaluate one.")
+        ]
+    best, candidates = best_on_validation(groups)
+    baseline = seed_baseline(groups)
+    if best is None:
+        lines.append(Headline("No tested run has a validation score, so no model is chosen as the best.", key="best"))
+    else:
+        lines.append(_best_sentence(best, candidates))
+    lines.append(_baseline_sentence(baseline, best))
+    used = [*(best.folders if best else []), *(baseline.folders if baseline else [])]
+    provenance = H.Provenance.from_folders(used)
+    sentences = {
+        H.AblationFindings: _ablation_sentence,
+        H.SearchFindings: _search_sentence,
+        H.RobustnessFindings: _robustness_sentence,
+        H.ArchitectureFindings: _architecture_sentence,
+    }
+    for kind, sentence in sentences.items():
+        record = H.read(kind, findings_dir) if findings_dir is not None else None
+        if record is None:
+            continue
+        if (line := sentence(record)) is not None:
+            lines.append(line)
+            provenance = provenance.merge(record.provenance)
+    if (line := _provenance_sentence(provenance)) is not None:
+        lines.append(line)
     return lines
+
+
+def with_existing_links(summary: list[Headline], folders, made=()) -> list[Headline]:
+    """The summary with each link kept only where its page exists in one of `folders`, or is among the pages
+    `made` (relative paths the caller is writing now): a report skipped, or not yet made, is not linked."""
+    return [
+        h
+        if h.link is None or h.link in made or any((Path(f) / h.link).is_file() for f in folders)
+        else Headline(h.text, None, h.key)
+        for h in summary
+    ]
+
+
+def markdown_lines(summary: list[Headline], prefix: str = "") -> list[str]:
+    """The summary as markdown list items, each link relative to a page `prefix` away from the output folder."""
+    return [f"- {h.text}" + (f" ([{h.link_text}]({prefix}{h.link}))" if h.link else "") for h in summary]
 
 
 # ----------------------------------------------------------------------------- the page
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; color: #222; line-height: 1.5; }
-.summary { background: #f4f7fb; border-left: 4px solid #3b6ea5; padding: 0.5rem 1rem; }
+h1 { margin: 0 0 0.5rem; }
+.summary { background: #f4f7fb; border-left: 4px solid #3b6ea5; padding: 0.4rem 1rem; }
+.summary ul { margin: 0; padding-left: 1.1rem; } .summary li { margin: 0.35rem 0; }
+.summary a { white-space: nowrap; }
 table { border-collapse: collapse; } td, th { padding: 0.3rem 0.8rem; border-bottom: 1px solid #ddd; text-align: left; }
 .figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(20rem, 1fr)); gap: 1rem; }
 figure { margin: 0; } figure img { width: 100%; height: auto; border: 1px solid #eee; }
@@ -243,8 +496,9 @@ def _figure_caption(name: str) -> str:
     return Path(name).stem.split("_", 1)[-1].replace("_", " ")
 
 
-def index_html(summary: list[str], notebooks, folders, superseded: tuple[str, ...] = ()) -> str:
-    """The landing page: the summary, a table of the reports (both renderings) and each notebook's figures.
+def index_html(summary: list[Headline | str], notebooks, folders, superseded: tuple[str, ...] = ()) -> str:
+    """The landing page: the summary (one item per answer, each linked to its report where that exists), a table
+    of the reports (both renderings) and each notebook's figures.
 
     `folders` are searched in order for reports/, notebooks/ and figures/ (the report passes its staging
     folder and then the output folder, so the page describes the folder as it will be once moved into place).
@@ -283,19 +537,25 @@ def index_html(summary: list[str], notebooks, folders, superseded: tuple[str, ..
             sections.append(
                 f'<h3><a href="reports/{esc(plain)}">{esc(title)}</a></h3><div class="figures">{tiles}</div>'
             )
-    paragraphs = "".join(f"<p>{esc(line)}</p>" for line in summary)
+    summary = with_existing_links([Headline(h) if isinstance(h, str) else h for h in summary], folders)
+    items = "".join(
+        f"<li>{esc(h.text)}" + (f' <a href="{esc(h.link)}">{esc(h.link_text)}</a>' if h.link else "") + "</li>"
+        for h in summary
+    )
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>CIFAR-10 results</title>\n'
         f"<style>{_STYLE}</style>\n</head>\n<body>\n<h1>CIFAR-10 results</h1>\n"
-        f'<section class="summary">{paragraphs}</section>\n'
+        f'<section class="summary"><ul>{items}</ul></section>\n'
         f"<h2>Reports</h2>\n<p>Each notebook as a report to read, and the same with its code.</p>\n"
         f"<table><tr><th>Notebook</th><th>Report</th><th>Code</th></tr>{''.join(rows)}</table>\n"
         f"<h2>Figures</h2>\n{''.join(sections) or '<p>No figures yet.</p>'}\n</body>\n</html>\n"
     )
 
 
-def write_index(target_dir, summary: list[str], notebooks, folders=None, superseded: tuple[str, ...] = ()) -> Path:
+def write_index(
+    target_dir, summary: list[Headline | str], notebooks, folders=None, superseded: tuple[str, ...] = ()
+) -> Path:
     """Write `target_dir`/index.html (see index_html); `folders` default to `target_dir` alone."""
     target = Path(target_dir) / INDEX
     atomic.write_text(target, index_html(summary, notebooks, folders or [target_dir], superseded))

@@ -18,7 +18,19 @@ from ..analysis.tables import (
     rebase_links,
 )
 from ..runs import run_files
+from .landing import RESULTS_LINK, Headline, markdown_lines
 from .rendering import PathDisplay
+
+# The executive summary's lines in results.md lie between these (headlines.refresh rewrites only them).
+SUMMARY_BEGIN, SUMMARY_END = "<!-- summary:begin -->", "<!-- summary:end -->"
+
+
+def summary_block(overview: list[Headline]) -> list[str]:
+    """The executive summary as results.md shows it: one list item per answer, linked (but not to results.md
+    itself), between the markers."""
+    shown = [Headline(h.text, None, h.key) if h.link == RESULTS_LINK else h for h in overview]
+    return [SUMMARY_BEGIN, *markdown_lines(shown), SUMMARY_END]
+
 
 # The figures results.md shows, from notebooks 01-03, with a caption each (04-07 bring their own in experiments/*.md).
 RESULT_FIGURES = (
@@ -56,7 +68,7 @@ def results_markdown(
     seconds: float | None = None,
     smoke: bool = False,
     experiments: Path | None = None,
-    overview: list[str] = (),
+    overview: list[Headline] = (),
     display: PathDisplay | None = None,
     figures: Path | None = None,
     reused_elsewhere: str | None = None,
@@ -72,7 +84,7 @@ def results_markdown(
     history = run_files.read_history(run_dir / run_files.HISTORY)
     lines = [f"# Results: {run_dir.name}", ""]
     if overview:
-        lines += [" ".join(overview), ""]
+        lines += [*summary_block(overview), ""]
     elif smoke:
         lines += ["> Smoke run: a small subset for one epoch; the numbers only show that the pipeline works.", ""]
     lines += [

@@ -5,7 +5,8 @@
 
 What it writes under the output folder (default `outputs/`):
 
-    index.html             the landing page: a summary computed from the runs, every report, the figures
+    index.html             the landing page: the answers computed from the records, every report, the figures
+    experiments/NN_findings.json   notebooks 04-07's answers, machine-readable (analysis/headline_records.py)
     notebooks/<nb>.ipynb   the executed notebooks        reports/<nb>.html   each to read: findings, no code
     reports/<nb>.code.html the same with its code        figures/*.png       every figure they show
     results.md             the summary, tables and provenance
@@ -471,7 +472,10 @@ def run_report(
                 *(p for p in run_files.list_runs(runs_dir) if p.name != run_name),
                 *run_files.list_runs(E.runs_store(out_dir)),
             ]
-            summary = landing.executive_summary(landing.configurations(present), smoke=smoke)
+            # Notebooks 04-07's findings: this report's, or with the experiments skipped, the last full report's.
+            findings_dir = staging if experiments else out_dir
+            summary = landing.executive_summary(landing.configurations(present), smoke=smoke, findings_dir=findings_dir)
+            summary = landing.with_existing_links(summary, [staging, out_dir], made=(RESULTS,))
             superseded = tuple(Path(n).stem.split("_")[0] + "_" for n in notebooks)  # figure prefixes made anew
             landing.write_index(staging, summary, NOTEBOOKS, [staging, out_dir], superseded)
             results_text = results_markdown(
