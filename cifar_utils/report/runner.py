@@ -7,6 +7,7 @@ What it writes under the output folder (default `outputs/`):
 
     index.html             the landing page: the answers computed from the records, every report, the figures
     experiments/NN_findings.json   notebooks 04-07's answers, machine-readable (analysis/headline_records.py)
+    ../README.md           its headlines block only, from the same records (a full report into outputs/ only)
     notebooks/<nb>.ipynb   the executed notebooks        reports/<nb>.html   each to read: findings, no code
     reports/<nb>.code.html the same with its code        figures/*.png       every figure they show
     results.md             the summary, tables and provenance
@@ -53,7 +54,7 @@ from ..paths import OUTPUT_PNG, PYTHONPATH_ENV, SMOKE_ENV, TQDM_DISABLE_ENV, pro
 from ..runs import atomic, locks, run_files
 from ..runs import reference as REF
 from ..runs.reuse import folder_made_elsewhere, holds_reusable_run, precision_census
-from . import landing
+from . import headlines, landing
 from .rendering import INDEX, PathDisplay, rendering_names, write_renderings
 from .results_page import results_markdown
 
@@ -495,6 +496,16 @@ def run_report(
                 _move_into_place(staging, out_dir, run_name, superseded)
             for name in notebooks:  # a later success supersedes an earlier failure
                 (out_dir / "notebooks" / (Path(name).stem + ".failed.ipynb")).unlink(missing_ok=True)
+            # The README's headlines block is generated from the same records as index.html, and the report is the
+            # one writer of generated results: a full report into the project's own outputs/ rewrites that block
+            # (and nothing else of the README); a smoke report, or one into another folder, leaves it alone.
+            readme = project_dir() / headlines.README
+            if not smoke and out_dir == (project_dir() / "outputs").resolve() and readme.is_file():
+                try:
+                    if headlines.write_readme(readme, out_dir):
+                        log(f"rewrote the headlines block of {readme}")
+                except CifarError as exc:  # the report itself is in place; only the README is left as it was
+                    log(f"{readme} left as it was: {exc}")
         except OSError as exc:  # copying the reused run, making the staging folders
             raise disk_error(exc.filename or out_dir, exc, "write") from None
         finally:
