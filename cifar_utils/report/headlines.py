@@ -5,7 +5,7 @@ page and results.md's summary from the records alone.
     python -m cifar_utils.report.headlines --check          # exit 1 when README's block is not what the records say
 
 The README's block lies between HEADLINES_BEGIN and HEADLINES_END; only the report (runner.run_report, into
-the project's outputs/) and this command rewrite it, and tests/test_readme.py fails when it disagrees with
+the project's outputs/) and this command rewrite it, and tests/report/test_readme.py fails when it disagrees with
 the committed records. Nothing here runs a notebook or trains: it reads outputs/runs/, the experiments'
 run records and the findings notebooks 04-07 wrote (analysis/headline_records.py).
 """
