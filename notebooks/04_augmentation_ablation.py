@@ -49,7 +49,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cifar_utils import notebook, paths
-from cifar_utils.analysis import ablation, comparisons, experiments, figures, stats
+from cifar_utils.analysis import ablation, comparisons, experiments, figures, headline_records, stats
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.runs.atomic import save_figure, write_text
 
@@ -159,7 +159,21 @@ if missing:
                      f"runs missing): the verdicts below stay exploratory."))
 else:
     confirm_frame = experiments.train_runs(confirm_configs, store, data, labels=confirm_labels)  # records: reused
-    confirm_table = comparisons.compare_arms(ablation.arm_accuracies(confirm_frame, arms), "arm", ablation.FULL,
+    confirm_arms = list(arms)
+    # The SGD arm's own sweep (lr and weight decay x0.5, x1, x2 on seeds of its own), and its best setting on the
+    # confirmatory seeds as one more row: tuned SGD against tuned Muon. Read when its records are complete.
+    sweep_configs, sweep_labels = ablation.round_configs("sgd-sweep", budget)
+    if ablation.SGD_ARM in arms and not ablation.missing_records(sweep_configs, store):
+        sweep = experiments.train_runs(sweep_configs, store, data, labels=sweep_labels)
+        display(Markdown("The SGD arm's sweep (mean validation accuracy %, lr factor × weight-decay factor, "
+                         f"seeds {', '.join(map(str, ablation.SWEEP_SEEDS))}):"))
+        display((100 * sweep.pivot_table(index="lr_factor", columns="wd_factor", values="val_accuracy")).round(2))
+        tuned_configs, tuned_labels = ablation.round_configs("sgd-tuned", budget, sweep)
+        if not ablation.missing_records(tuned_configs, store):
+            confirm_frame = pd.concat([confirm_frame, experiments.train_runs(tuned_configs, store, data,
+                                                                             labels=tuned_labels)], ignore_index=True)
+            confirm_arms.append(ablation.SGD_TUNED)
+    confirm_table = comparisons.compare_arms(ablation.arm_accuracies(confirm_frame, confirm_arms), "arm", ablation.FULL,
                                              value="val_accuracy", delta=EQUIVALENCE_MARGIN,
                                              what="validation accuracy")
     display(comparisons.format_table(confirm_table))
@@ -167,6 +181,7 @@ else:
     first, last = ablation.CONFIRM_SEEDS[0], ablation.CONFIRM_SEEDS[-1]
     verdicts = pd.DataFrame({"exploratory (seeds 1 to %d)" % plan.n: table.apply(ablation.verdict_word, axis=1),
                              "confirmatory (seeds %d to %d)" % (first, last): confirm_table.apply(ablation.verdict_word, axis=1)})
+    verdicts = verdicts.fillna("not in that round")
     display(verdicts)
 
 # %% [markdown]
@@ -202,6 +217,11 @@ section = experiments.markdown_section(
     [comparisons.findings(table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "", test_sentence, "",
      "![what each piece buys](../figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])
 write_text(out / "experiments" / "04_augmentation_ablation.md", section)
+# The landing page's sentence reads this record (the confirmatory verdicts when that round is complete).
+verdict_runs = confirm_frame if confirm_table is not None else frame
+headline_records.write(headline_records.ablation_record(confirm_table if confirm_table is not None else table,
+                                                        ablation.FULL, budget.describe(), EQUIVALENCE_MARGIN,
+                                                        test_summary, [store / r for r in verdict_runs["run"]]), out)
 print(provenance)
 
 # %% [markdown]
@@ -215,7 +235,8 @@ which = "confirmatory round" if confirm_table is not None else "exploratory roun
 notebook.show_findings([
     f"From the {which}: " + comparisons.findings(final, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"),
     *(["Verdicts that changed from the exploratory round: "
-       + (", ".join(f"{arm} ({old} → {new})" for arm, (old, new) in verdicts.iterrows() if old.split()[0] != new.split()[0])
+       + (", ".join(f"{arm} ({old} → {new})" for arm, (old, new) in verdicts.iterrows()
+                    if old.split()[0] != new.split()[0] and "round" not in old)
           or "none") + "."] if confirm_table is not None else []),
     test_sentence,
     f"Every number here is about a proxy budget ({budget.describe()}), chosen so that many seeds fit on a CPU; "

@@ -56,7 +56,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cifar_utils import notebook, paths
-from cifar_utils.analysis import comparisons, experiments, figures, search_storage, stats
+from cifar_utils.analysis import comparisons, experiments, figures, headline_records, search_storage, stats
 from cifar_utils.analysis.search import (
     best_trials,
     default_name,
@@ -218,6 +218,11 @@ section = experiments.markdown_section(
     [conclusion, "", "![search](../figures/05_hyperparameter_search.png)", "",
      "![best vs recipe](../figures/05_best_vs_recipe.png)", "", f"Runs: {runs_line}"])
 write_text(out / "experiments" / "05_hyperparameter_search.md", section)
+if len(complete):  # the landing page's sentence reads this record
+    chosen_validation = stats.summarize(retrained.loc[retrained["configuration"] == chosen, "val_accuracy"].dropna())
+    headline_records.write(headline_records.search_record(trials, "fast recipe", chosen, describe_knobs(chosen_config),
+                                                          chosen_validation, test, table, EQUIVALENCE_MARGIN,
+                                                          [store / r for r in retrained["run"]]), out)
 print(runs_line)
 
 # %% [markdown]

@@ -49,7 +49,7 @@ import torch
 from IPython.display import Markdown, display
 
 from cifar_utils import notebook, paths
-from cifar_utils.analysis import corruptions, explanations, robustness, robustness_figures
+from cifar_utils.analysis import corruptions, explanations, headline_records, robustness, robustness_figures
 from cifar_utils.analysis.experiments import markdown_section
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.core.evaluation import resolve_device
@@ -230,6 +230,7 @@ section = markdown_section(
     headline, sentences, footer)
 write_text(out / "experiments" / "06_robustness.md", section)
 write_text(out / "experiments" / "06_robustness_accuracy.csv", frame.to_csv(index=False))
+headline_records.write(headline_records.robustness_record(summary, frame, calibration, evaluated, n_test, run_dirs), out)
 print(f"wrote the results section and the accuracy table ({len(frame)} rows)")
 
 # %% [markdown]

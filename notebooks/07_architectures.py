@@ -44,7 +44,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from cifar_utils import notebook, paths
-from cifar_utils.analysis import architecture_comparison, experiments, figures
+from cifar_utils.analysis import architecture_comparison, experiments, figures, headline_records
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.runs.atomic import save_figure, write_text
 
@@ -131,6 +131,7 @@ section = experiments.markdown_section(
     shown.set_index("architecture"), sentences,
     ["![architectures](../figures/07_architectures.png)", "", f"Runs: {provenance}"])
 write_text(out / "experiments" / "07_architectures.md", section)
+headline_records.write(headline_records.architecture_record(table, frame, TIME_BUDGETS, [store / r for r in frame["run"]]), out)
 print(provenance)
 
 # %% [markdown]

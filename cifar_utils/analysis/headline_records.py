@@ -258,7 +258,8 @@ class RobustnessFindings:
 
 @dataclass
 class BudgetLeader:
-    """Within `budget_s` seconds of training: the most accurate rung, and the best rung of any other architecture."""
+    """Within `budget_s` seconds of training: the rung with the best validation accuracy, and the best rung of any
+    other architecture (accuracies are validation accuracies)."""
 
     budget_s: float
     architecture: str | None  # None: no rung finished within the budget
@@ -267,7 +268,7 @@ class BudgetLeader:
     accuracy: Interval | None = None
     runner_up: str | None = None
     runner_up_accuracy: Interval | None = None
-    versus_runner_up: Effect | None = None  # Welch on test accuracy, Holm over the budgets
+    versus_runner_up: Effect | None = None  # Welch on validation accuracy, Holm over the budgets
 
 
 @dataclass
@@ -467,23 +468,24 @@ def robustness_record(
     )
 
 
-def architecture_record(table, frame, budgets, folders, alpha=ALPHA) -> ArchitectureFindings:
+def architecture_record(table, frame, budgets, folders, alpha=ALPHA, untuned=("resnet18",)) -> ArchitectureFindings:
     """Notebook 07's record from architecture_comparison.rung_table's table and the runs' frame (architecture,
-    epochs, seed, test_accuracy): within each budget the leading rung against the best rung of any other
-    architecture, Welch's test on their seeds' test accuracy, Holm-corrected over the budgets."""
+    epochs, seed, val_accuracy): within each budget the rung with the best validation accuracy against the best rung
+    of any other architecture, Welch's test on their seeds' validation accuracy, Holm-corrected over the budgets.
+    Ranked on validation like the notebook; the test set chooses nothing. `untuned` architectures are not ranked."""
     leaders, tests, tested = [], [], {}  # tested: one test per pair of rungs, however many budgets share it
     for budget in budgets:
-        fits = table[table["median train s"] <= budget]
+        fits = table[(table["median train s"] <= budget) & ~table["architecture"].isin(untuned)]
         if fits.empty:
             leaders.append(BudgetLeader(float(budget), None))
             continue
-        best = fits.loc[fits["test accuracy %"].idxmax()]
+        best = fits.loc[fits["val accuracy %"].idxmax()]
         others = fits[fits["architecture"] != best["architecture"]]
-        runner = others.loc[others["test accuracy %"].idxmax()] if len(others) else None
+        runner = others.loc[others["val accuracy %"].idxmax()] if len(others) else None
 
         def seeds(rung):
             rows = frame[(frame["architecture"] == rung["architecture"]) & (frame["epochs"] == rung["epochs"])]
-            return rows["test_accuracy"].astype(float).tolist()
+            return rows["val_accuracy"].astype(float).tolist()
 
         a = seeds(best)
         leader = BudgetLeader(

@@ -373,7 +373,7 @@ def _architecture_sentence(r: H.ArchitectureFindings) -> Headline | None:
         within = " and ".join(f"{s:g} s" for s in budgets)
         parts.append(f"within {within} no rung finishes" if b.architecture is None else f"within {within} {_leader(b)}")
     return Headline(
-        f"At equal training time (test accuracy against measured seconds): {'; '.join(parts)}.",
+        f"At equal training time (validation accuracy against measured seconds, ranked on validation): {'; '.join(parts)}.",
         _report(r.NOTEBOOK),
         r.NOTEBOOK[:2],
     )

@@ -102,7 +102,7 @@ def test_the_search_record_reads_the_trials_and_the_comparison():
 def test_the_architecture_record_tests_each_pair_of_rungs_once_and_holm_corrects_over_pairs():
     frame = pd.DataFrame(
         [
-            {"architecture": a, "epochs": e, "seed": s, "test_accuracy": v}
+            {"architecture": a, "epochs": e, "seed": s, "val_accuracy": v}
             for a, e, vals in (
                 ("seed_cnn", 2, [0.700, 0.710]),
                 ("seed_cnn", 10, [0.790, 0.795]),
@@ -114,10 +114,10 @@ def test_the_architecture_record_tests_each_pair_of_rungs_once_and_holm_corrects
     )
     table = pd.DataFrame(
         [
-            {"architecture": "seed_cnn", "epochs": 2, "test accuracy %": 70.5, "median train s": 30.0},
-            {"architecture": "seed_cnn", "epochs": 10, "test accuracy %": 79.25, "median train s": 160.0},
-            {"architecture": "fast", "epochs": 4, "test accuracy %": 91.85, "median train s": 263.0},
-            {"architecture": "resnet18", "epochs": 1, "test accuracy %": 46.0, "median train s": 351.0},
+            {"architecture": "seed_cnn", "epochs": 2, "val accuracy %": 70.5, "median train s": 30.0},
+            {"architecture": "seed_cnn", "epochs": 10, "val accuracy %": 79.25, "median train s": 160.0},
+            {"architecture": "fast", "epochs": 4, "val accuracy %": 91.85, "median train s": 263.0},
+            {"architecture": "resnet18", "epochs": 1, "val accuracy %": 46.0, "median train s": 351.0},
         ]
     )
     r = H.architecture_record(table, frame, [10, 60, 300, 600], [])
@@ -127,11 +127,12 @@ def test_the_architecture_record_tests_each_pair_of_rungs_once_and_holm_corrects
     # 300 s and 600 s compare the same two rungs: one test, so Holm corrects over one comparison, not two.
     p = stats.welch_test([0.919, 0.918], [0.790, 0.795]).p_value
     assert b300.versus_runner_up == b600.versus_runner_up and b300.versus_runner_up.p_holm == pytest.approx(p)
+    assert "resnet18" not in {b.architecture for b in r.budgets} | {b.runner_up for b in r.budgets}  # untuned: unranked
     one = pd.DataFrame(
-        [{"architecture": "fast", "epochs": 4, "test accuracy %": 91.9, "median train s": 263.0},
-         {"architecture": "resnet18", "epochs": 1, "test accuracy %": 46.0, "median train s": 200.0}]
+        [{"architecture": "fast", "epochs": 4, "val accuracy %": 91.9, "median train s": 263.0},
+         {"architecture": "resnet18", "epochs": 1, "val accuracy %": 46.0, "median train s": 200.0}]
     )  # fmt: skip
-    r = H.architecture_record(one, frame, [300], [])
+    r = H.architecture_record(one, frame, [300], [], untuned=())
     assert r.budgets[0].versus_runner_up.verdict == H.NOT_TESTED  # resnet18 ran one seed
 
 
