@@ -361,10 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser(
         "report",
         help="execute the notebooks with papermill; write HTML, figures and results.md",
-        description="Execute notebooks/01..05 in order with papermill and write, under --out: the executed "
+        description="Execute notebooks/01..07 in order with papermill and write, under --out: the executed "
         "notebooks (notebooks/), their HTML (reports/), every figure (figures/), output.png, "
         "results.md and the trained run (runs/<name>/), and keep the experiments' runs in "
-        "experiments/runs/ and experiments/search_storage.journal. Nothing else is replaced unless all succeed.",
+        "experiments/runs/ and experiments/studies.journal. Nothing else is replaced unless all succeed.",
     )
     rep.add_argument("--out", type=Path, default=Path("outputs"), help="output folder (default: outputs)")
     rep.add_argument(
@@ -466,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--storage",
         metavar="URL",
         help="a database URL (postgresql://user@host:port/db, sqlite:///file.db) or a journal file path "
-        "(default: outputs/search/search_storage.journal)",
+        "(default: outputs/experiments/studies.journal, notebook 05's)",
     )
     wk.add_argument(
         "--trials",

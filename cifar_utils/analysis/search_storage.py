@@ -1,6 +1,6 @@
 """Where an Optuna study lives, and how a trial whose worker died ends FAILED instead of RUNNING forever.
 
-A storage is a journal file (the default, one machine; `outputs/search/studies.journal`) or any
+A storage is a journal file (the default, one machine; `outputs/experiments/studies.journal`, notebook 05's) or any
 database URL that Optuna accepts (`postgresql://...`, `mysql://...`, `sqlite:///...`), which many
 machines can share.
 
@@ -46,8 +46,9 @@ GRACE_PERIOD = 180  # seconds without a heartbeat before a trial counts as dead:
 
 
 def default_storage() -> Path:
-    """The journal file studies live in unless a storage is named: <outputs>/search/studies.journal."""
-    return outputs_dir() / "search" / "studies.journal"
+    """The journal file studies live in unless a storage is named: <outputs>/experiments/studies.journal, the one
+    notebook 05 uses in the report, so a worker started without --storage joins the report's study."""
+    return outputs_dir() / "experiments" / "studies.journal"
 
 
 def is_database(storage: str | os.PathLike | None) -> bool:

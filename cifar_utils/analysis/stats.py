@@ -280,7 +280,11 @@ def _judged(name, reference, c: Comparison, what, alpha, p_adjusted, equivalence
             f"{name} is equivalent to {reference} within ±{100 * equivalence.delta:.2f} points of {what} "
             f"({d:+.2f}, {interval} inside the margin, TOST p = {equivalence.p_value:.3g}, {seeds})."
         )
-    reach = f"; {seeds} detect about {100 * detectable:.2f} points at 80% power at Holm's level" if detectable is not None else ""
+    reach = (
+        f"; {seeds} detect about {100 * detectable:.2f} points at 80% power at Holm's level"
+        if detectable is not None
+        else ""
+    )
     margin = ""
     if equivalence is not None:
         inside = -equivalence.delta < c.ci_low and c.ci_high < equivalence.delta

@@ -5,7 +5,7 @@
     python -m cifar_utils.report.browser screenshot outputs/index.html outputs/figures/landing_page.png
     make screenshot                                               # the second, for the committed screenshot
 
-`check_site` starts at a page and visits every local HTML page it links to; tests/test_browser.py runs
+`check_site` starts at a page and visits every local HTML page it links to; tests/report/test_browser.py runs
 it on a small generated report. Nothing here needs the network: the pages are files.
 """
 

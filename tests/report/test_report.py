@@ -24,7 +24,7 @@ from cifar_utils.report import landing, rendering, results_page
 from cifar_utils.report import runner as R
 from cifar_utils.runs import run_files
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = PROJECT / "notebooks"
 
 
@@ -547,10 +547,12 @@ def test_renderings_name_no_machine_path_and_the_reading_one_shows_no_code(tmp_p
             assert machine not in page
         assert "<script src=" not in page  # nothing fetched from the network: the page reads offline
     text, code_text = _visible_text(plain.read_text()), _visible_text(coded.read_text())
-    assert f"figures go to out/figures and the data is in {synthetic_root.name}" in text
+    # Printed text is for whoever runs the code: in the code twin (paths shown relative), not in the reading page.
+    assert f"figures go to out/figures and the data is in {synthetic_root.name}" in code_text
+    assert "figures go to" not in text
     assert "OUTPUT_DIR = 'out'" in text and f"DATA_ROOT = '{synthetic_root.name}'" in text
     assert "VERIFY_DATA" not in text  # how the report ran, not what a reader needs
-    assert text.index("Stand-in 01_data_exploration.ipynb") < text.index("figures go to")
+    assert code_text.index("Stand-in 01_data_exploration.ipynb") < code_text.index("figures go to")
     assert (
         "print(" not in text
         and "import os" not in text
@@ -945,7 +947,7 @@ def test_ctrl_c_during_a_report_replaces_nothing_and_stops_the_kernel(tmp_path, 
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", child],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
