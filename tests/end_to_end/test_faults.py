@@ -163,7 +163,7 @@ def test_a_held_run_folder_or_report_is_refused_in_process_with_the_holders_pid(
         "import sys, time, types\n"
         f"package = types.ModuleType('cifar_utils'); package.__path__ = [{str(REPO / 'cifar_utils')!r}]\n"
         "sys.modules['cifar_utils'] = package\n"
-        "from cifar_utils import locks\n"
+        "from cifar_utils.runs import locks\n"
         f"with locks.held(locks.beside({str(run)!r}), 'x'):\n"
         f"    open({str(ready)!r}, 'w').close(); time.sleep(120)\n"
     )

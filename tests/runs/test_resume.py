@@ -239,7 +239,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_file_whole(tmp_path):
         f"import os, signal, sys, types\n"
         f"package = types.ModuleType('cifar_utils'); package.__path__ = [{str(REPO / 'cifar_utils')!r}]\n"
         f"sys.modules['cifar_utils'] = package\n"
-        f"from cifar_utils import atomic\n"
+        f"from cifar_utils.runs import atomic\n"
         f"with atomic.atomic_path({str(target)!r}) as tmp:\n"
         f"    tmp.write_text('{{\"new\": tr')\n"
         f"    os.kill(os.getpid(), signal.SIGKILL)\n"
