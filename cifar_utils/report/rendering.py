@@ -184,11 +184,18 @@ def reading_notebook(nb, display: PathDisplay, stem: str, with_code: bool):
 
 
 def _findings_first(cells: list) -> list:
-    """The cells with those tagged `findings` moved right after the first markdown cell (the title)."""
+    """The cells with those tagged `findings` moved right under the title: the first markdown cell is split after
+    its heading line, so the question and method that follow the title come after the findings."""
     findings = [c for c in cells if FINDINGS_TAG in c.metadata.get("tags", [])]
     rest = [c for c in cells if FINDINGS_TAG not in c.metadata.get("tags", [])]
-    title = next((i for i, c in enumerate(rest) if c.cell_type == "markdown"), -1)
-    return [*rest[: title + 1], *findings, *rest[title + 1 :]]
+    title = next((i for i, c in enumerate(rest) if c.cell_type == "markdown"), None)
+    if not findings or title is None:
+        return rest
+    heading, _, intro = rest[title].source.partition("\n")
+    head = [nbformat.v4.new_markdown_cell(heading)] + (
+        [nbformat.v4.new_markdown_cell(intro.strip())] if intro.strip() else []
+    )
+    return [*rest[:title], head[0], *findings, *head[1:], *rest[title + 1 :]]
 
 
 def render_html(nb, name: str, with_code: bool) -> str:
