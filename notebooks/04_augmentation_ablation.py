@@ -50,6 +50,7 @@ from IPython.display import Markdown, display
 
 from cifar_utils import notebook, paths
 from cifar_utils.analysis import ablation, comparisons, experiments, figures, headline_records, stats
+from cifar_utils.analysis.tables import markdown_table
 from cifar_utils.core.data import load_cifar10
 from cifar_utils.runs.atomic import save_figure, write_text
 
@@ -214,7 +215,13 @@ section = experiments.markdown_section(
      f"{'' if EQUIVALENCE_MARGIN == 0.01 else 's'}.",
      "", *plan.sentences()],
     shown, list(table["sentence"]),
-    [comparisons.findings(table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "", test_sentence, "",
+    [comparisons.findings(table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "",
+     "### The confirmatory round (fresh seeds, planned at Holm's level)", "", round_plan.sentence(), "",
+     *([markdown_table(comparisons.format_table(confirm_table)), "",
+        comparisons.findings(confirm_table, ablation.FULL, EQUIVALENCE_MARGIN, what="validation accuracy"), "",
+        "Verdicts of the two rounds side by side:", "", markdown_table(verdicts), ""]
+       if confirm_table is not None else ["Its records are not complete yet; the verdicts above are exploratory.", ""]),
+     test_sentence, "",
      "![what each piece buys](../figures/04_augmentation_ablation.png)", "", f"Runs: {provenance}"])
 write_text(out / "experiments" / "04_augmentation_ablation.md", section)
 # The landing page's sentence reads this record (the confirmatory verdicts when that round is complete).
