@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ import pandas as pd
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from .. import paths
 from ..core import data as D
 from ..core.config import TrainConfig, recipe_config
 from ..errors import CifarError, ConfigError, NonFiniteLoss
@@ -137,8 +139,16 @@ def notebook_search(budget: E.Budget | None = None, trials: int | None = None) -
 
 
 def notebook_storage(store: str | os.PathLike) -> str:
-    """Notebook 05's default storage: the journal file beside the run records `store` (experiments.runs_store)."""
-    return str(Path(store).parent / E.JOURNAL)
+    """Notebook 05's default storage: the journal file beside the run records `store` (experiments.runs_store).
+
+    Run by hand, the notebook writes to scratch/: its journal starts as a copy of the committed one, so the
+    committed study is read (its trials are not run again) and never written."""
+    path = Path(store).parent / E.JOURNAL
+    committed = paths.committed_outputs_dir() / "experiments" / E.JOURNAL
+    if not path.exists() and committed.is_file() and path.resolve() != committed.resolve():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(committed, path)
+    return str(path)
 
 
 def worker_command(name: str, storage) -> str:
