@@ -23,6 +23,8 @@ import pandas as pd
 
 from ..core.config import RECIPES
 from ..errors import ConfigError
+from ..runs import run_files
+from . import stats
 from . import stats_power as P
 from .experiments import Budget, base_config, reusable_run
 
@@ -303,12 +305,10 @@ def round_configs(name: str, budget: Budget, sweep: pd.DataFrame | None = None) 
 def pooled_seed_sd(frame: pd.DataFrame, by: str = "arm", value: str = "val_accuracy") -> tuple[float, int]:
     """(pooled SD, degrees of freedom) of `value` over runs that differ only by seed: each arm's spread around
     its own mean, pooled. What plans a new round better than a 3-seed pilot."""
-    groups = [g[value].dropna().to_numpy(dtype=float) for _, g in frame.groupby(by)]
-    groups = [g for g in groups if len(g) > 1]
-    df = sum(len(g) - 1 for g in groups)
+    sd, df = stats.pooled_sd(g[value].dropna().tolist() for _, g in frame.groupby(by))
     if df == 0:
         raise ConfigError("a pooled SD needs at least one arm with two seeds")
-    return math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / df), df
+    return sd, df
 
 
 @dataclass(frozen=True)
@@ -360,4 +360,4 @@ def verdict_word(row) -> str:
 def missing_records(configs, store) -> list:
     """The configurations of a round whose finished records are not in `store` (nor in the committed store):
     a notebook analyses a round only when none is missing, so the report never trains one."""
-    return [c for c in configs if not (reusable_run(store, c)[0] / "metrics.json").is_file()]
+    return [c for c in configs if not (reusable_run(store, c)[0] / run_files.METRICS).is_file()]

@@ -298,3 +298,14 @@ def _judged(name, reference, c: Comparison, what, alpha, p_adjusted, equivalence
         f"{name} vs {reference}: {d:+.2f} points of {what}, not resolvable at this budget ({interval} {zero}"
         f"{margin}, {p_text}{reach})."
     )
+
+
+def pooled_sd(groups) -> tuple[float, int]:
+    """(pooled SD, degrees of freedom) of several groups' values, each around its own mean: the seed-to-seed spread
+    of runs that differ only by seed. Groups of one value add nothing; (nan, 0) when no group has two."""
+    several = [[float(v) for v in g] for g in groups if len(g) > 1]
+    df = sum(len(g) - 1 for g in several)
+    if df == 0:
+        return math.nan, 0
+    squares = sum(sum((v - sum(g) / len(g)) ** 2 for v in g) for g in several)
+    return math.sqrt(squares / df), df

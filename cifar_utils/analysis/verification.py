@@ -32,6 +32,7 @@ from ..core.evaluation import resolve_device, with_precision
 from ..errors import CifarError, ConfigError, NonFiniteLoss
 from ..runs import run_files
 from ..runs.training import fit
+from . import stats
 
 SPREAD_FACTOR = 3  # another machine's reproduction agrees within this many pooled seed-to-seed SDs
 COMPARED = ("val_accuracy", "val_loss")  # the final scores an identical reproduction must match exactly
@@ -115,9 +116,8 @@ def seed_spread(records: list[Record]) -> Spread | None:
     several = [values for values in groups.values() if len(values) > 1]
     if not several:
         return None
-    squares = sum(sum((v - sum(values) / len(values)) ** 2 for v in values) for values in several)
-    freedom = sum(len(values) - 1 for values in several)
-    return Spread(math.sqrt(squares / freedom), len(several), sum(map(len, several)))
+    sd, _ = stats.pooled_sd(several)
+    return Spread(sd, len(several), sum(map(len, several)))
 
 
 # ----------------------------------------------------------------------------- where a number was made
