@@ -209,7 +209,7 @@ section = experiments.markdown_section(
     "Hyperparameter search with Optuna (notebook 05)",
     [f"Every trial and run: {budget.describe()}. Searched with TPE and successive halving: {describe_space(space)}; "
      f"study `{study_name}`, scored on validation only.", "", "### Trials, best first (validation only)", "",
-     markdown_table(shown_trials.sort_values("val accuracy %", ascending=False, na_position="last")), "",
+     markdown_table(shown_trials), "",
      f"### The best {len(best)} trial{'s' if len(best) != 1 else ''} and the recipe, {retrain_seeds} fresh seeds "
      f"(validation)", "",
      markdown_table(summary.drop(columns="mean"))],

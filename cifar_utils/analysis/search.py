@@ -495,16 +495,28 @@ def describe_knobs(config: TrainConfig) -> str:
 
 
 def format_trials(table: pd.DataFrame) -> pd.DataFrame:
-    """`trials_table` as it is read: accuracies in percent, knobs to three figures, whole seconds."""
+    """`trials_table` as it is read, best first: accuracies in percent, knobs to three significant figures (a weight
+    decay of 1.73e-05 stays readable), whole seconds, and a dash where a trial has no value (pruned, failed, not a
+    retry), never NaN or None."""
+    table = table.sort_values("value", ascending=False, na_position="last")
+
+    def text(value, spec: str) -> str:
+        return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
     shown = pd.DataFrame(index=table.index)
-    shown["state"] = table["state"]
-    shown["val accuracy %"] = (100 * table["value"].astype(float)).round(2).where(table["state"] == "COMPLETE")
-    shown["last epoch"] = table["last_epoch"]
-    shown["last val accuracy %"] = (100 * table["last_value"].astype(float)).round(2)
+    shown["state"] = table["state"].str.lower()
+    shown["val accuracy %"] = [
+        text(100 * float(v), ".2f") if state == "COMPLETE" else "-" for v, state in zip(table["value"], table["state"])
+    ]
+    shown["last epoch"] = table["last_epoch"].map(lambda v: text(v, "d") if isinstance(v, int) else text(v, ".0f"))
+    shown["last val accuracy %"] = table["last_value"].map(lambda v: text(None if v is None else 100 * float(v), ".2f"))
     for knob in KNOBS:
+        whole = knob == "batch_size"  # a column with a missing value holds floats: 2000.0 must not read 2e+03
         shown[knob.replace("_", " ")] = table[knob].map(
-            lambda v: v if v is None or isinstance(v, int) else float(f"{v:.3g}")
+            lambda v, whole=whole: text(
+                None if v is None else (int(v) if whole and v == v else v), "d" if whole else ".3g"
+            )
         )
-    shown["retry of"] = table["retry_of"]
-    shown["seconds"] = table["seconds"].astype(float).round(0)
+    shown["retry of"] = table["retry_of"].map(lambda v: text(v, "") if v is not None else "-")
+    shown["seconds"] = table["seconds"].astype(float).map(lambda v: text(v, ".0f"))
     return shown

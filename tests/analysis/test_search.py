@@ -397,3 +397,35 @@ def test_owner_records_tell_a_dead_worker_from_a_live_one():
     assert (
         search_storage.owner_alive({**search_storage.owner(), "host": "elsewhere"}) is None
     )  # another machine: cannot tell
+
+
+def test_the_trials_table_reads_best_first_with_no_nan_or_none_and_small_decays_kept():
+    import math
+
+    import pandas as pd
+
+    from cifar_utils.analysis.search import format_trials
+
+    table = pd.DataFrame(
+        {
+            "state": ["PRUNED", "COMPLETE", "COMPLETE"],
+            "value": [math.nan, 0.8056, 0.8123],
+            "lr": [0.0731, 0.711, 0.275],
+            "weight_decay": [1.2e-6, 7.0e-5, 1.73e-5],
+            "batch_size": [2000.0, math.nan, 500.0],
+            "label_smoothing": [0.294, 0.278, None],
+            "retry_of": [None, None, 1],
+            "last_epoch": [1, 2, 2],
+            "last_value": [0.2066, 0.8056, 0.8123],
+            "worker": [None, None, None],
+            "seconds": [35.2, 34.0, 39.4],
+        },
+        index=pd.Index([3, 2, 1], name="number"),
+    )
+    shown = format_trials(table)
+    assert shown.index.tolist() == [1, 2, 3]  # best first, the pruned trial last
+    text = shown.to_string()
+    assert "NaN" not in text and "None" not in text and "nan" not in text
+    assert shown.loc[3, "weight decay"] == "1.2e-06" and shown.loc[1, "weight decay"] == "1.73e-05"
+    assert shown.loc[3, "batch size"] == "2000" and shown.loc[2, "batch size"] == "-"
+    assert shown.loc[3, "val accuracy %"] == "-" and shown.loc[1, "val accuracy %"] == "81.23"
