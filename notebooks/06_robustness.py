@@ -211,7 +211,7 @@ for run, ev in loaded.values():
 # Written from the numbers above; the same section goes into `outputs/results.md`.
 
 # %%
-sentences = robustness.conclusions(summary, frame, calibration, evaluated, generation, n_test)
+sentences = robustness.conclusions(summary, frame, calibration, evaluated)
 display(Markdown("\n".join(f"- {s}" for s in sentences)))
 
 # %%

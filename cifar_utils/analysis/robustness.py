@@ -303,10 +303,9 @@ def conclusions(
     frame: pd.DataFrame,
     calibration: pd.DataFrame,
     evaluated: list[Evaluated],
-    generation: pd.DataFrame,
-    n_images: int,
 ) -> list[str]:
-    """Sentences stating what the numbers say; every number comes from the arguments."""
+    """Sentences stating what the numbers say; every number comes from the arguments. How long the corrupted sets
+    took to make is the code rendering's business (timing_line), not a finding."""
     out = []
     for group, part in summary.groupby("group", sort=False):
         per_corruption = (
@@ -358,16 +357,4 @@ def conclusions(
                 f"{fmt(rows.loc['all corrupted', 'ece after'], '.2%')}"
             )
         out.append(text + ".")
-    if len(generation):
-        cpus = ", ".join(sorted(set(generation["cpu"])))
-        threads = ", ".join(str(t) for t in sorted(set(generation["threads"])))
-        cached = (
-            " (read from the cache this time; the time is the one recorded when they were made)"
-            if generation["from_cache"].all()
-            else ""
-        )
-        out.append(
-            f"Making the {len(generation)} corrupted test sets of {n_images:,} images took "
-            f"{generation['seconds'].sum():.1f} s on {cpus} with {threads} thread(s){cached}."
-        )
     return out
