@@ -285,6 +285,35 @@ def tuned_sgd_change(sweep: pd.DataFrame) -> dict:
     return {**base, "lr": base["lr"] * lr_factor, "weight_decay": base["weight_decay"] * wd_factor}
 
 
+def long_budget(budget: Budget) -> Budget:
+    """The proxy budget lengthened to LONG_EPOCHS: the longer round's size."""
+    return dataclasses.replace(budget, epochs=LONG_EPOCHS)
+
+
+def sweep_sentence(sweep: pd.DataFrame) -> str:
+    """Which lr and weight-decay factors the SGD sweep chose on validation, and whether they sit at the grid's edge
+    (where a wider grid might find more)."""
+    means = sweep.groupby(["lr_factor", "wd_factor"])["val_accuracy"].mean()
+    (lr_factor, wd_factor), best = means.idxmax(), means.max()
+    edges = [
+        name
+        for name, factor in (("learning rate", lr_factor), ("weight decay", wd_factor))
+        if factor in (min(SWEEP_FACTORS), max(SWEEP_FACTORS))
+    ]
+    seeds = sweep["seed"].nunique() if "seed" in sweep else len(SWEEP_SEEDS)
+    return (
+        f"The SGD sweep chose lr x{lr_factor:g} and weight decay x{wd_factor:g} ({100 * best:.2f}% mean validation "
+        f"accuracy over {seeds} seeds of its own)"
+        + (
+            f"; its {' and '.join(edges)} sit{'s' if len(edges) == 1 else ''} at the grid's edge, so a wider grid "
+            f"might tune SGD further"
+            if edges
+            else ""
+        )
+        + "."
+    )
+
+
 def round_configs(name: str, budget: Budget, sweep: pd.DataFrame | None = None) -> tuple[list, list[dict]]:
     """(configs, labels) of a follow-up round: "confirm", "sgd-sweep", "sgd-tuned" (needs the sweep's rows) or
     "long" (`budget` is then the proxy budget; the round lengthens it to LONG_EPOCHS)."""
@@ -298,7 +327,7 @@ def round_configs(name: str, budget: Budget, sweep: pd.DataFrame | None = None) 
         change = tuned_sgd_change(sweep)
         return [base_config(budget, s, **change) for s in CONFIRM_SEEDS], [{"arm": SGD_TUNED}] * len(CONFIRM_SEEDS)
     if name == "long":
-        return runs_to_train(dataclasses.replace(budget, epochs=LONG_EPOCHS), LONG_ARMS, LONG_SEEDS)
+        return runs_to_train(long_budget(budget), LONG_ARMS, LONG_SEEDS)
     raise ConfigError(f"unknown round {name!r}; choose one of: confirm, sgd-sweep, sgd-tuned, long")
 
 
@@ -361,3 +390,46 @@ def missing_records(configs, store) -> list:
     """The configurations of a round whose finished records are not in `store` (nor in the committed store):
     a notebook analyses a round only when none is missing, so the report never trains one."""
     return [c for c in configs if not (reusable_run(store, c)[0] / run_files.METRICS).is_file()]
+
+
+def across_budgets(short: pd.DataFrame, long: pd.DataFrame, short_name: str, long_name: str) -> pd.DataFrame:
+    """Each arm of the long round beside the same arm at the proxy budget: its difference from the full recipe
+    (points, 95% CI over paired seeds) and what the Holm-corrected table resolved, in one cell per budget."""
+
+    def cell(row) -> str:
+        interval = f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]" if not math.isnan(row["ci_low"]) else "[n/a]"
+        return f"{row['delta']:+.2f} {interval}, n={int(row['n'])}: {verdict_word(row).split(' (')[0]}"
+
+    return pd.DataFrame(
+        {
+            short_name: [cell(short.loc[a]) if a in short.index else "not in that round" for a in long.index],
+            long_name: [cell(long.loc[a]) for a in long.index],
+        },
+        index=pd.Index(long.index, name="arm"),
+    )
+
+
+def held_as_training_grows(short: pd.DataFrame, long: pd.DataFrame) -> str:
+    """One sentence: which arms keep their resolved verdict at the longer budget, which lose or gain one."""
+    kept, lost, gained, open_ = [], [], [], []
+    for arm in long.index:
+        before = verdict_word(short.loc[arm]).split(" (")[0] if arm in short.index else None
+        after = verdict_word(long.loc[arm]).split(" (")[0]
+        resolved_before = before in ("raises", "lowers")
+        resolved_after = after in ("raises", "lowers")
+        if resolved_before and after == before:
+            kept.append(f"{arm} ({long.loc[arm, 'delta']:+.2f})")
+        elif resolved_before:
+            lost.append(f"{arm} ({before} at the proxy, {after} here)")
+        elif resolved_after:
+            gained.append(f"{arm} ({after} {long.loc[arm, 'delta']:+.2f})")
+        else:
+            open_.append(arm)
+    parts = [
+        f"resolved at both budgets, the same way: {', '.join(kept)}" if kept else "",
+        f"resolved at the proxy but not at the longer budget: {', '.join(lost)}" if lost else "",
+        f"resolved only at the longer budget: {', '.join(gained)}" if gained else "",
+        f"resolved at neither: {', '.join(open_)}" if open_ else "",
+    ]
+    said = "; ".join(p for p in parts if p)
+    return said[:1].upper() + said[1:] + "."

@@ -290,3 +290,62 @@ def test_a_changed_search_gets_a_study_of_its_own():
         != S.default_name(base, S.SearchSpace(), 11)
         != S.default_name(base.__class__.from_dict({**base.to_dict(), "epochs": 2}), S.SearchSpace(), 10)
     )
+
+
+# ----------------------------------------------------------------------------- the follow-up rounds
+
+
+def test_the_follow_up_rounds_train_what_they_say():
+    budget = E.budget()
+    configs, labels = A.round_configs("confirm", budget)
+    assert {c.seed for c in configs} == set(A.CONFIRM_SEEDS) and {lab["arm"] for lab in labels} >= {A.FULL}
+    sweep, sweep_labels = A.round_configs("sgd-sweep", budget)
+    assert len(sweep) == len(A.SWEEP_FACTORS) ** 2 * len(A.SWEEP_SEEDS) and {c.optimizer for c in sweep} == {"sgd"}
+    long, long_labels = A.round_configs("long", budget)
+    assert {c.epochs for c in long} == {A.LONG_EPOCHS} and {c.seed for c in long} == set(A.LONG_SEEDS)
+    assert {c.model_kwargs["widths"][0] for c in long} == {budget.widths[0]}  # the proxy's widths, longer
+    trained = {lab["arm"] for lab in long_labels}
+    assert trained == {A.FULL, *A.LONG_ARMS} - {A.NO_TTA}  # no TTA is scored from the full recipe's runs
+    with pytest.raises(ConfigError, match="run the round 'sgd-sweep' first"):
+        A.round_configs("sgd-tuned", budget)
+    rows = pd.DataFrame(sweep_labels).assign(val_accuracy=np.linspace(0.7, 0.8, len(sweep)))
+    tuned, _ = A.round_configs("sgd-tuned", budget, rows)  # the last factor pair scored best
+    base = A.ARMS[A.SGD_ARM]
+    assert tuned[0].lr == pytest.approx(base["lr"] * A.SWEEP_FACTORS[-1])
+    assert tuned[0].weight_decay == pytest.approx(base["weight_decay"] * A.SWEEP_FACTORS[-1])
+    assert {c.seed for c in tuned} == set(A.CONFIRM_SEEDS)
+
+
+def _comparison(deltas, p_holm, n):
+    arms = ["no whitening", "augment flip+translate", "no TTA"]
+    return pd.DataFrame(
+        {"delta": deltas, "ci_low": [d - 0.4 for d in deltas], "ci_high": [d + 0.4 for d in deltas], "n": n,
+         "p_holm": p_holm, "equivalent": False},
+        index=arms,
+    )  # fmt: skip
+
+
+def test_effects_across_budgets_say_which_hold_as_training_grows():
+    proxy = _comparison([-1.83, -0.77, -1.25], [0.001, 0.099, 0.001], 5)
+    longer = _comparison([-1.10, -0.90, -0.30], [0.01, 0.02, 0.5], 3)
+    side = A.across_budgets(proxy, longer, "2 epochs", "8 epochs")
+    assert side.loc["no whitening", "2 epochs"] == "-1.83 [-2.23, -1.43], n=5: lowers"
+    assert side.loc["no TTA", "8 epochs"].endswith("n=3: not resolvable")
+    said = A.held_as_training_grows(proxy, longer)
+    assert said.startswith("Resolved at both budgets, the same way: no whitening (-1.10)")
+    assert "resolved at the proxy but not at the longer budget: no TTA" in said
+    assert "resolved only at the longer budget: augment flip+translate (lowers -0.90)" in said
+
+
+def test_the_sweep_says_what_it_chose_and_when_that_is_at_the_grids_edge():
+    rows = [
+        {"lr_factor": lr, "wd_factor": wd, "seed": s, "val_accuracy": 0.80 + 0.01 * (lr == 1.0) + 0.005 * (wd == 2.0)}
+        for lr in A.SWEEP_FACTORS
+        for wd in A.SWEEP_FACTORS
+        for s in A.SWEEP_SEEDS
+    ]
+    said = A.sweep_sentence(pd.DataFrame(rows))
+    assert said.startswith(
+        "The SGD sweep chose lr x1 and weight decay x2 (81.50% mean validation accuracy over 2 seeds"
+    )
+    assert "its weight decay sits at the grid's edge" in said and "learning rate" not in said
