@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .analysis import ablation, experiments, search_storage, verification
+from .analysis import architecture_comparison as AR
 from .analysis import search as S
 from .analysis.search import run_worker
 from .analysis.tables import history_table
@@ -513,6 +514,18 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
     ab.set_defaults(func=cmd_ablation)
 
+    ar = sub.add_parser(
+        "architectures",
+        help="train notebook 07's matched-budget runs into the committed records and read the leaders' test once",
+        description="Train every configuration of notebook 07's plan (cifar_utils.analysis.architecture_comparison."
+        "BUDGETS, its seeds) into the experiments' store, headless; then, within each budget, read the test set once "
+        "for the architecture that leads on validation, so the records carry it without the weights. Finished runs "
+        "are reused; nothing else is replaced. Run it on an otherwise idle machine: the budgets are seconds.",
+    )
+    ar.add_argument("--store", metavar="DIR", help="the run records' folder (default: outputs/experiments/runs)")
+    ar.add_argument("--data-root", help="folder holding cifar-10-batches-py/ (default: $CIFAR10_ROOT, else ./data)")
+    ar.set_defaults(func=cmd_architectures)
+
     ve = sub.add_parser(
         "verify",
         help="train a random sample of the committed run records again here and compare",
@@ -544,6 +557,21 @@ def cmd_ablation(args) -> int:
     configs, labels = ablation.round_configs(args.round, budget, sweep)
     frame = experiments.train_runs(configs, store, data, labels=labels)
     print(f"{args.round}: {len(frame)} runs in {store} ({int(frame['reused'].sum())} reused)")
+    return 0
+
+
+def cmd_architectures(args) -> int:
+    store = Path(args.store) if args.store else experiments.runs_store(outputs_dir())
+    data = D.load_cifar10(D.data_root(args.data_root), download=False, verify=False)
+    plan = AR.plan()
+    configs, labels = AR.runs_to_train(plan)
+    frame = experiments.train_runs(configs, store, data, labels=labels)
+    table = AR.budget_table(frame, plan)
+    tested = experiments.test_results(AR.chosen_configs(table, plan), store, data)
+    print(
+        f"architectures: {len(frame)} runs in {store} ({int(frame['reused'].sum())} reused); test read for "
+        f"{len(tested)} runs of the budgets' leaders"
+    )
     return 0
 
 

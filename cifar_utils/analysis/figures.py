@@ -154,8 +154,9 @@ def plot_trials(trials, fence: float = 1.5, title: str | None = None):
 
 
 def plot_pareto(table, title: str | None = None, machine: str | None = None):
-    """Validation accuracy against median training seconds, one line per architecture through its rungs (epochs
-    annotated, seed SD as error bars), the Pareto-front rungs ringed; `table` as architectures.rung_table gives it."""
+    """Validation accuracy against median training seconds, one line per architecture through its configurations
+    (epochs annotated, seed SD as error bars), the Pareto front ringed; `table` as architecture_comparison.rung_table
+    gives it."""
     fig, ax = plt.subplots(figsize=(9, 5))
     for name, group in table.groupby("architecture", sort=False):
         group = group.sort_values("median train s")
@@ -190,8 +191,8 @@ def plot_pareto(table, title: str | None = None, machine: str | None = None):
     ax.set_xscale("log")
     ax.set(xlabel="Training seconds (median over seeds, log scale)", ylabel="Validation accuracy (%)", title=title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # outside: no rung is ever hidden
-    ax.margins(x=0.08, y=0.08)  # room for the last rung's label
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # outside: no point is ever hidden
+    ax.margins(x=0.08, y=0.08)  # room for the last point's label
     fig.tight_layout()
     if machine:
         add_caption(fig, f"Measured on {machine}; another machine moves the points along the time axis.")

@@ -258,28 +258,31 @@ class RobustnessFindings:
 
 @dataclass
 class BudgetLeader:
-    """Within `budget_s` seconds of training: the rung with the best validation accuracy, and the best rung of any
-    other architecture (accuracies are validation accuracies)."""
+    """Within `budget_s` seconds of training on the machine that sized the budgets: the architecture with the best
+    validation accuracy, its test accuracy (read once), and the runner-up (accuracies in points)."""
 
     budget_s: float
-    architecture: str | None  # None: no rung finished within the budget
+    architecture: str | None  # None: no architecture finished within the budget
     epochs: int | None = None
-    seconds: float | None = None
-    accuracy: Interval | None = None
+    seconds: float | None = None  # median measured training seconds
+    accuracy: Interval | None = None  # validation
     runner_up: str | None = None
     runner_up_accuracy: Interval | None = None
     versus_runner_up: Effect | None = None  # Welch on validation accuracy, Holm over the budgets
+    test: Interval | None = None  # the leader's test accuracy, read once
 
 
 @dataclass
 class ArchitectureFindings:
-    """Notebook 07: test accuracy against measured training time; the leader within each budget."""
+    """Notebook 07: which architecture leads on validation within each matched training-time budget."""
 
     FILE = "07_findings.json"
     NOTEBOOK = "07_architectures"
 
     budgets: list[BudgetLeader]
     alpha: float = ALPHA
+    sized_on: str | None = None  # the machine whose measured epoch costs sized the budgets
+    excluded: list[str] = field(default_factory=list)  # architectures out of the table, each with its reason
     provenance: Provenance = field(default_factory=Provenance)
 
 
@@ -468,65 +471,55 @@ def robustness_record(
     )
 
 
-def architecture_record(table, frame, budgets, folders, alpha=ALPHA, untuned=("resnet18",)) -> ArchitectureFindings:
-    """Notebook 07's record from architecture_comparison.rung_table's table and the runs' frame (architecture,
-    epochs, seed, val_accuracy): within each budget the rung with the best validation accuracy against the best rung
-    of any other architecture, Welch's test on their seeds' validation accuracy, Holm-corrected over the budgets.
-    Ranked on validation like the notebook; the test set chooses nothing. `untuned` architectures are not ranked."""
-    leaders, tests, tested = [], [], {}  # tested: one test per pair of rungs, however many budgets share it
-    for budget in budgets:
-        fits = table[(table["median train s"] <= budget) & ~table["architecture"].isin(untuned)]
-        if fits.empty:
+def architecture_record(table, tests, test_frame, frame, folders, sized_on=None, excluded=(), alpha=ALPHA):
+    """Notebook 07's record from architecture_comparison's budget table (budget s, architecture, epochs, fits, rank,
+    median train s), its leader_tests (budget -> LeaderTest), the leaders' test accuracies (`test_frame`: architecture,
+    epochs, test_accuracy per run) and the runs' frame (architecture, epochs, val_accuracy). Ranked on validation like
+    the notebook; the test set chooses nothing."""
+    leaders = []
+
+    def interval(rows, column):
+        values = rows[column].astype(float).tolist()
+        return Interval.of(stats.summarize(values)) if len(values) > 1 else Interval(100 * values[0], 1)
+
+    def runs(source, row):
+        return source[(source["architecture"] == row["architecture"]) & (source["epochs"] == row["epochs"])]
+
+    for budget, rows in table.groupby("budget s", sort=True):
+        ranked = rows[rows["fits"]].sort_values("rank")
+        if ranked.empty:
             leaders.append(BudgetLeader(float(budget), None))
             continue
-        best = fits.loc[fits["val accuracy %"].idxmax()]
-        others = fits[fits["architecture"] != best["architecture"]]
-        runner = others.loc[others["val accuracy %"].idxmax()] if len(others) else None
-
-        def seeds(rung):
-            rows = frame[(frame["architecture"] == rung["architecture"]) & (frame["epochs"] == rung["epochs"])]
-            return rows["val_accuracy"].astype(float).tolist()
-
-        a = seeds(best)
+        best = ranked.iloc[0]
         leader = BudgetLeader(
             float(budget),
             str(best["architecture"]),
             int(best["epochs"]),
             float(best["median train s"]),
-            Interval.of(stats.summarize(a)),
+            interval(runs(frame, best), "val_accuracy"),
         )
-        if runner is not None:
-            b = seeds(runner)
-            leader.runner_up, leader.runner_up_accuracy = str(runner["architecture"]), Interval.of(stats.summarize(b))
-            pair = (leader.architecture, leader.epochs, leader.runner_up, int(runner["epochs"]))
-            if len(a) > 1 and len(b) > 1:
-                if pair not in tested:
-                    tested[pair] = len(tests)
-                    tests.append(([], stats.welch_test(a, b), min(len(a), len(b))))
-                tests[tested[pair]][0].append(leader)
-            else:
-                leader.versus_runner_up = Effect(
-                    f"{leader.architecture} vs {leader.runner_up}",
-                    min(len(a), len(b)),
-                    100 * (sum(a) / len(a) - sum(b) / len(b)),
-                    None,
-                    None,
-                    None,
-                    NOT_TESTED,
-                )
-        leaders.append(leader)
-    finite = [i for i, (_, c, _) in enumerate(tests) if not math.isnan(c.p_value)]
-    adjusted = dict(zip(finite, stats.holm([tests[i][1].p_value for i in finite]))) if finite else {}
-    for i, (shared, c, n) in enumerate(tests):
-        p = adjusted.get(i)  # None: the seeds did not vary, so there is no spread to test against
-        for leader in shared:
+        tested = runs(test_frame, best)
+        if len(tested):
+            leader.test = interval(tested, "test_accuracy")
+        if len(ranked) > 1:
+            runner = ranked.iloc[1]
+            leader.runner_up = str(runner["architecture"])
+            leader.runner_up_accuracy = interval(runs(frame, runner), "val_accuracy")
+            t = tests[budget]
             leader.versus_runner_up = Effect(
-                f"{leader.architecture} vs {leader.runner_up}",
-                n,
-                100 * c.difference,
-                _number(100 * c.ci_low) if p is not None else None,
-                _number(100 * c.ci_high) if p is not None else None,
-                None if p is None else float(p),
-                NOT_TESTED if p is None else verdict_of(float(p), False, alpha),
+                f"{t.leader} vs {t.runner_up}",
+                t.n,
+                t.delta,
+                _number(t.ci_low),
+                _number(t.ci_high),
+                t.p_holm,
+                NOT_TESTED if t.p_holm is None else verdict_of(t.p_holm, False, alpha),
             )
-    return ArchitectureFindings(budgets=leaders, alpha=alpha, provenance=Provenance.from_folders(folders))
+        leaders.append(leader)
+    return ArchitectureFindings(
+        budgets=leaders,
+        alpha=alpha,
+        sized_on=sized_on,
+        excluded=list(excluded),
+        provenance=Provenance.from_folders(folders),
+    )

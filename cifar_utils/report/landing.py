@@ -342,38 +342,35 @@ def _robustness_sentence(r: H.RobustnessFindings) -> Headline | None:
 
 
 def _leader(b: H.BudgetLeader) -> str:
-    scored = _interval_record(b.accuracy, f"{b.epochs} epochs, {b.seconds:.0f} s, ")
-    rung = f"{b.architecture} leads with {scored}"
+    """One budget's answer: the leader on validation, its test accuracy read once, and the runner-up only as far as
+    the test resolved it."""
+    epochs = f"{b.epochs} epoch{'s' if b.epochs != 1 else ''}"
+    said = f"{b.architecture} ({epochs}) leads on validation with {_interval_record(b.accuracy)}"
+    if b.test is not None:
+        said += f", test {b.test.mean:.2f}% read once"
     if b.runner_up is None:
-        return f"only {b.architecture} finishes a rung, {scored}"
-    v, other = b.versus_runner_up, f"{b.runner_up}'s best {b.runner_up_accuracy.mean:.2f}%"
+        return said + "; nothing else finished an epoch"
+    v, other = b.versus_runner_up, f"{b.runner_up}'s {b.runner_up_accuracy.mean:.2f}%"
     if v is not None and v.verdict == H.DIFFERS:
-        return f"{rung}, above {other} by {_effect(v, ' points, 95% Welch CI ')} (Holm p = {v.p_holm:.2g})"
+        return f"{said}, above {other} by {_effect(v, ' points, 95% Welch CI ')} (Holm p = {v.p_holm:.2g})"
     if v is not None and v.verdict == H.NOT_TESTED:
-        return f"{b.architecture} scores highest, {b.accuracy.mean:.2f}%, beside {other}; one seed, not tested"
-    return f"{b.architecture} scores highest, {b.accuracy.mean:.2f}%, beside {other}: not resolvable at this budget"
+        return f"{said}, beside {other}; one seed, not tested"
+    return f"{said}, beside {other}: not resolvable at this budget"
 
 
 def _architecture_sentence(r: H.ArchitectureFindings) -> Headline | None:
-    spans: list[tuple[list[float], H.BudgetLeader]] = []
-    for b in r.budgets:
-        same = spans and (spans[-1][1].architecture, spans[-1][1].epochs, spans[-1][1].runner_up) == (
-            b.architecture,
-            b.epochs,
-            b.runner_up,
-        )
-        if same:
-            spans[-1][0].append(b.budget_s)
-        else:
-            spans.append(([b.budget_s], b))
-    if not spans:
+    if not r.budgets:
         return None
-    parts = []
-    for budgets, b in spans:
-        within = " and ".join(f"{s:g} s" for s in budgets)
-        parts.append(f"within {within} no rung finishes" if b.architecture is None else f"within {within} {_leader(b)}")
+    parts = [
+        f"within {b.budget_s:g} s no architecture finishes"
+        if b.architecture is None
+        else f"within {b.budget_s:g} s {_leader(b)}"
+        for b in r.budgets
+    ]
+    where = f" of {r.sized_on}" if r.sized_on else ""
     return Headline(
-        f"At equal training time (validation accuracy against measured seconds, ranked on validation): {'; '.join(parts)}.",
+        f"At matched training-time budgets{where} (each architecture trained for the epochs that fit, ranked on "
+        f"validation): {'; '.join(parts)}.",
         _report(r.NOTEBOOK),
         r.NOTEBOOK[:2],
     )

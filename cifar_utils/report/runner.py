@@ -175,7 +175,7 @@ def _check_experiment_parameters(params: dict, smoke: bool) -> None:
     A.check_arms(params.get("ARMS") or A.ARMS)
     AR.plan(
         smoke,
-        params.get("LADDERS"),
+        params.get("BUDGETS"),
         params.get("SEEDS"),
         params.get("EXPERIMENT_SUBSET"),
         params.get("DEVICE"),

@@ -99,41 +99,33 @@ def test_the_search_record_reads_the_trials_and_the_comparison():
     )
 
 
-def test_the_architecture_record_tests_each_pair_of_rungs_once_and_holm_corrects_over_pairs():
-    frame = pd.DataFrame(
-        [
-            {"architecture": a, "epochs": e, "seed": s, "val_accuracy": v}
-            for a, e, vals in (
-                ("seed_cnn", 2, [0.700, 0.710]),
-                ("seed_cnn", 10, [0.790, 0.795]),
-                ("fast", 4, [0.919, 0.918]),
-                ("resnet18", 1, [0.46]),
-            )
-            for s, v in enumerate(vals, 1)
-        ]
-    )
-    table = pd.DataFrame(
-        [
-            {"architecture": "seed_cnn", "epochs": 2, "val accuracy %": 70.5, "median train s": 30.0},
-            {"architecture": "seed_cnn", "epochs": 10, "val accuracy %": 79.25, "median train s": 160.0},
-            {"architecture": "fast", "epochs": 4, "val accuracy %": 91.85, "median train s": 263.0},
-            {"architecture": "resnet18", "epochs": 1, "val accuracy %": 46.0, "median train s": 351.0},
-        ]
-    )
-    r = H.architecture_record(table, frame, [10, 60, 300, 600], [])
-    none, alone, b300, b600 = r.budgets
-    assert none.architecture is None and alone.runner_up is None and alone.architecture == "seed_cnn"
-    assert (b300.architecture, b300.runner_up, b600.runner_up) == ("fast", "seed_cnn", "seed_cnn")
-    # 300 s and 600 s compare the same two rungs: one test, so Holm corrects over one comparison, not two.
-    p = stats.welch_test([0.919, 0.918], [0.790, 0.795]).p_value
-    assert b300.versus_runner_up == b600.versus_runner_up and b300.versus_runner_up.p_holm == pytest.approx(p)
-    assert "resnet18" not in {b.architecture for b in r.budgets} | {b.runner_up for b in r.budgets}  # untuned: unranked
-    one = pd.DataFrame(
-        [{"architecture": "fast", "epochs": 4, "val accuracy %": 91.9, "median train s": 263.0},
-         {"architecture": "resnet18", "epochs": 1, "val accuracy %": 46.0, "median train s": 200.0}]
-    )  # fmt: skip
-    r = H.architecture_record(one, frame, [300], [], untuned=())
-    assert r.budgets[0].versus_runner_up.verdict == H.NOT_TESTED  # resnet18 ran one seed
+def test_the_architecture_record_carries_each_budgets_leader_its_test_and_the_holm_corrected_comparison():
+    from cifar_utils.analysis import architecture_comparison as AR
+
+    rows = [
+        {"architecture": a, "epochs": e, "seed": 21 + i, "run": f"{a}{e}{i}", "val_accuracy": v,
+         "train_seconds": t, "trained_on": "AMD EPYC"}
+        for a, e, t, vals in (
+            ("seed_cnn", 1, 20, [0.50, 0.52, 0.51]),
+            ("seed_cnn", 6, 90, [0.75, 0.76, 0.77]),
+            ("fast_narrow", 7, 95, [0.900, 0.905, 0.910]),
+            ("fast", 1, 140, [0.95, 0.95, 0.96]),
+        )
+        for i, v in enumerate(vals)
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    p = AR.plan(budgets={30: {"seed_cnn": 1}, 120: {"seed_cnn": 6, "fast_narrow": 7, "fast": 1}})
+    table = AR.budget_table(frame, p)
+    tests = AR.leader_tests(table, frame)
+    test_frame = pd.DataFrame({"architecture": "fast_narrow", "epochs": 7, "test_accuracy": [0.89, 0.90, 0.91]})
+    r = H.architecture_record(table, tests, test_frame, frame, [], "a machine", ["resnet18 is out: slow"])
+    alone, b120 = r.budgets
+    assert (alone.architecture, alone.runner_up, alone.test) == ("seed_cnn", None, None)
+    assert (b120.architecture, b120.runner_up) == ("fast_narrow", "seed_cnn")  # fast ran over 120 s: unranked
+    assert b120.test.mean == pytest.approx(90.0) and b120.test.n == 3
+    p_one = stats.welch_test([0.900, 0.905, 0.910], [0.75, 0.76, 0.77]).p_value  # one comparison: Holm = raw
+    assert b120.versus_runner_up.p_holm == pytest.approx(p_one) and b120.versus_runner_up.verdict == H.DIFFERS
+    assert r.sized_on == "a machine" and r.excluded == ["resnet18 is out: slow"]
 
 
 def test_the_robustness_record_compares_models_only_with_several_seeds():

@@ -746,12 +746,13 @@ def test_each_findings_record_gives_one_linked_sentence_and_an_absent_one_none(t
         ),
         tmp_path,
     )  # fmt: skip
-    slow = H.Effect("fast vs seed_cnn", 2, 0.4, -3.0, 3.8, 0.4, H.UNRESOLVED)
+    slow = H.Effect("fast vs seed_cnn", 3, 0.4, -3.0, 3.8, 0.4, H.UNRESOLVED)
     H.write(
         H.ArchitectureFindings(
             [H.BudgetLeader(60, None),
-             H.BudgetLeader(300, "fast", 4, 263, H.Interval(91.87, 2, 90.28, 93.45), "seed_cnn",
-                            H.Interval(91.47, 2, 88.0, 95.0), slow)]
+             H.BudgetLeader(300, "fast", 4, 263, H.Interval(91.87, 3, 90.28, 93.45), "seed_cnn",
+                            H.Interval(91.47, 3, 88.0, 95.0), slow, H.Interval(91.5, 3, 91.0, 92.0))],
+            sized_on="a Zen 5",
         ),
         tmp_path,
     )  # fmt: skip
@@ -766,7 +767,8 @@ def test_each_findings_record_gives_one_linked_sentence_and_an_absent_one_none(t
     assert "fast vs seed is not resolvable at this budget: one seed" in by_key["06"].text
     assert "19.99% -> 1.46% clean and 12.73% -> 12.75% corrupted for fast" in by_key["06"].text
     seven = by_key["07"].text
-    assert "within 60 s no rung finishes" in seven and "not resolvable at this budget" in seven and "leads" not in seven
+    assert "within 60 s no architecture finishes" in seven and "budgets of a Zen 5" in seven
+    assert "not resolvable at this budget" in seven and "above" not in seven and "test 91.50% read once" in seven
     assert by_key["07"].link == "reports/07_architectures.html"
     assert "2026-12-01 to 2026-12-08" in by_key["provenance"].text and "AMD EPYC, ISA class avx512_bf16" in (
         by_key["provenance"].text
