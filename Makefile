@@ -45,8 +45,8 @@ lab: setup  ## open the notebooks in JupyterLab (what they write goes to scratch
 hooks: setup  ## commit hooks: notebooks paired with py:percent files (jupytext), committed without outputs (nbstripout)
 	$(VENV)/bin/pre-commit install
 
-screenshot: setup  ## after `make report`: outputs/index.html in headless Chromium, as outputs/figures/landing_page.png
-	$(PY) -m cifar_utils.report.browser screenshot outputs/index.html outputs/figures/landing_page.png
+screenshot: setup  ## the landing page's first screen (1280x800) in headless Chromium, as outputs/figures/landing_page.png (make report does it too)
+	$(PY) -m cifar_utils.report.browser screenshot outputs/index.html outputs/figures/landing_page.png --height 800
 
 clean:  ## what is regenerable and untracked: scratch/, executed notebooks, the corruption cache; no run, no report
 	rm -rf scratch outputs/notebooks outputs/cache outputs/.report-staging-*

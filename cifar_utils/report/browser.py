@@ -2,8 +2,10 @@
 `chromium-driver`) driven by Selenium (the dev extra).
 
     python -m cifar_utils.report.browser check outputs/index.html        # figures load, links resolve, no console error
-    python -m cifar_utils.report.browser screenshot outputs/index.html outputs/figures/landing_page.png
-    make screenshot                                               # the second, for the committed screenshot
+    python -m cifar_utils.report.browser screenshot outputs/index.html outputs/figures/landing_page.png --height 800
+    python -m cifar_utils.report.browser first-screen outputs/index.html  # the text a reader sees before scrolling
+
+A full report into outputs/ photographs the landing page's first screen itself (refresh_landing_screenshot).
 
 `check_site` starts at a page and visits every local HTML page it links to; tests/report/test_browser.py runs
 it on a small generated report. Nothing here needs the network: the pages are files.
@@ -121,11 +123,41 @@ def check_site(start: str | Path, driver) -> tuple[list[str], list[Path]]:
     return problems, seen
 
 
-def screenshot(page: str | Path, target: str | Path, driver, width: int = 1280) -> Path:
-    """A PNG of the whole page (the window grown to the page's height)."""
+# The first screen a reader sees: a common laptop window. The landing page's answers must fit in it.
+FIRST_SCREEN = (1280, 800)
+
+# The text of every block (paragraph, list item, heading, table cell) that shows within the window, in page order.
+_VISIBLE_TEXT = """
+const blocks = Array.from(document.querySelectorAll('h1, h2, h3, p, li, th, td'));
+return blocks.filter(e => {
+  if (e.matches('li') && e.querySelector('p')) { return false; }  // its paragraphs are listed themselves
+  const r = e.getBoundingClientRect();
+  return r.bottom > 0 && r.top < window.innerHeight && e.innerText.trim();
+}).map(e => {
+  const r = e.getBoundingClientRect();
+  return (r.bottom > window.innerHeight ? '[cut at the fold] ' : '') + e.innerText.trim();
+});
+"""
+
+
+def first_screen_text(page: str | Path, driver, size: tuple[int, int] = FIRST_SCREEN) -> list[str]:
+    """What a reader sees of `page` before scrolling, in a `size` window: one string per block."""
+    driver.set_window_size(*size)
     driver.get(Path(page).resolve().as_uri())
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(height, 600), 16000))
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    # set_window_size sets the outer window: grow it by the browser's own chrome so the page gets `size`
+    driver.set_window_size(2 * size[0] - inner[0], 2 * size[1] - inner[1])
+    return driver.execute_script(_VISIBLE_TEXT)
+
+
+def screenshot(page: str | Path, target: str | Path, driver, width: int = 1280, height: int | None = None) -> Path:
+    """A PNG of the whole page (the window grown to the page's height), or of its first `height` pixels."""
+    driver.get(Path(page).resolve().as_uri())
+    if height is None:
+        height = min(max(driver.execute_script("return document.documentElement.scrollHeight"), 600), 16000)
+    driver.set_window_size(width, height)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not driver.save_screenshot(str(target)):
@@ -133,22 +165,41 @@ def screenshot(page: str | Path, target: str | Path, driver, width: int = 1280) 
     return target
 
 
+def refresh_landing_screenshot(index: Path, target: Path) -> str:
+    """Photograph the landing page's first screen into `target` (what the README and a reader's first look show);
+    where no browser can start, leave `target` as it is. Returns the line to log either way."""
+    if (reason := unavailable()) is not None:
+        return f"{target} left as it was: {reason}"
+    try:
+        with chromium() as driver:
+            screenshot(index, target, driver, *FIRST_SCREEN)
+    except Exception as exc:  # a browser that fails to start must not fail a report that is already in place
+        return f"{target} left as it was: the browser failed ({type(exc).__name__}: {exc})"
+    return f"photographed the landing page's first screen into {target}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cifar_utils.report.browser", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="open a page and every local page it links to; list the problems")
     check.add_argument("page", type=Path)
-    shot = sub.add_parser("screenshot", help="write a PNG of the whole page")
+    shot = sub.add_parser("screenshot", help="write a PNG of the whole page, or of its first screen")
     shot.add_argument("page", type=Path)
     shot.add_argument("target", type=Path)
-    shot.add_argument("--width", type=int, default=1280)
+    shot.add_argument("--width", type=int, default=FIRST_SCREEN[0])
+    shot.add_argument("--height", type=int, help="only the first HEIGHT pixels (default: the whole page)")
+    first = sub.add_parser("first-screen", help="print the text a reader sees before scrolling (1280x800)")
+    first.add_argument("page", type=Path)
     args = parser.parse_args(argv)
     try:
         if not args.page.is_file():
             raise CifarError(f"{args.page} not found; write the report first (make report)")
         with chromium() as driver:
             if args.command == "screenshot":
-                print(f"wrote {screenshot(args.page, args.target, driver, args.width)}")
+                print(f"wrote {screenshot(args.page, args.target, driver, args.width, args.height)}")
+                return 0
+            if args.command == "first-screen":
+                print("\n\n".join(first_screen_text(args.page, driver)))
                 return 0
             problems, pages = check_site(args.page, driver)
     except CifarError as exc:

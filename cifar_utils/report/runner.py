@@ -54,7 +54,7 @@ from ..paths import OUTPUT_PNG, PYTHONPATH_ENV, SMOKE_ENV, TQDM_DISABLE_ENV, pro
 from ..runs import atomic, locks, run_files
 from ..runs import reference as REF
 from ..runs.reuse import folder_made_elsewhere, holds_reusable_run, precision_census
-from . import headlines, landing
+from . import browser, headlines, landing
 from .rendering import INDEX, PathDisplay, rendering_names, write_renderings
 from .results_page import results_markdown
 
@@ -76,6 +76,7 @@ LONG_NOTEBOOKS = (*EXPERIMENT_NOTEBOOKS, ROBUSTNESS_NOTEBOOK, ARCHITECTURES_NOTE
 EXPERIMENTS = "experiments"  # the sections notebooks 04-07 write for results.md (OUTPUT_DIR/experiments/*.md)
 CORRUPTION_CACHE = ("cache", "corruptions")  # under the output folder, outside the staging folder: kept between reports
 RESULTS = "results.md"
+LANDING_SCREENSHOT = "landing_page.png"  # under figures/: the landing page's first screen, as a reader sees it
 # Notebook 06 in a full report corrupts the first 2,000 test images, not all 10,000: the fast net's 65 passes over
 # 10,000 images take about 7 minutes of a 2-core CPU. The subset costs some precision: on the clean images it gave
 # 92.70% against 93.14% on all 10,000 for the fast net, 79.65% against 79.75% for the seed CNN (bench/RESULTS.md).
@@ -506,6 +507,8 @@ def run_report(
                         log(f"rewrote the headlines block of {readme}")
                 except CifarError as exc:  # the report itself is in place; only the README is left as it was
                     log(f"{readme} left as it was: {exc}")
+                # The committed picture of the landing page follows the page (make screenshot does it by hand).
+                log(browser.refresh_landing_screenshot(out_dir / INDEX, out_dir / "figures" / LANDING_SCREENSHOT))
         except OSError as exc:  # copying the reused run, making the staging folders
             raise disk_error(exc.filename or out_dir, exc, "write") from None
         finally:

@@ -95,3 +95,24 @@ def test_the_check_finds_broken_figures_links_code_and_console_errors(site, driv
 def test_screenshot_of_the_landing_page_is_a_png(site, driver, tmp_path):
     target = browser.screenshot(site / "index.html", tmp_path / "figures" / "landing_page.png", driver)
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000
+
+
+def test_the_landing_pages_first_screen_holds_its_answers_whole(site, driver):
+    seen = browser.first_screen_text(site / "index.html", driver)
+    answers = [block for block in seen if block.startswith(("Best model", "Seed baseline"))]
+    assert len(answers) == 2, seen  # both answers of this small report, within 1280x800
+    assert not any(block.startswith("[cut at the fold]") for block in answers)
+
+
+def test_a_first_screen_screenshot_is_the_window_a_reader_sees(site, driver, tmp_path):
+    import struct
+
+    target = browser.screenshot(site / "index.html", tmp_path / "first.png", driver, *browser.FIRST_SCREEN)
+    width, height = struct.unpack(">II", target.read_bytes()[16:24])  # the PNG header's IHDR chunk
+    assert (width, height) == browser.FIRST_SCREEN
+
+
+def test_the_report_refreshes_the_landing_screenshot_or_says_why_not(site, tmp_path):
+    target = tmp_path / "figures" / "landing_page.png"
+    line = browser.refresh_landing_screenshot(site / "index.html", target)
+    assert line == f"photographed the landing page's first screen into {target}" and target.is_file()

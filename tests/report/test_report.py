@@ -1027,3 +1027,14 @@ def test_a_full_report_analyses_the_reference_run_beside_its_own(tmp_path, synth
     assert json.loads((seen / "06.json").read_text())["test_images"] == 300
     R.run_report(out, data_root=synthetic_root, verify=False, notebooks_dir=nbs, reuse=False, log=None)
     assert (reference / run_files.CHECKPOINT).stat().st_mtime_ns != trained_at  # --retrain trains it again
+
+
+def test_without_a_browser_the_landing_screenshot_is_left_as_it_was(tmp_path, monkeypatch):
+    from cifar_utils.report import browser
+
+    target = tmp_path / "landing_page.png"
+    target.write_bytes(b"the committed picture")
+    monkeypatch.setattr(browser, "unavailable", lambda: "/usr/bin/chromium is missing")
+    line = browser.refresh_landing_screenshot(tmp_path / "index.html", target)
+    assert line == f"{target} left as it was: /usr/bin/chromium is missing"
+    assert target.read_bytes() == b"the committed picture"
