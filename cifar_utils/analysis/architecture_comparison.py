@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..runs import run_files
 from ..runs.reuse import decide_experiment_run
 from . import experiments, stats
+from . import stats_power as P
 
 # The architectures in the table and what each is. The two fast nets train in batches of 500, as notebook 04's
 # proxy does: the recipe's 2000 leaves a one-epoch schedule 22 steps.
@@ -362,6 +363,7 @@ class LeaderTest:
     ci_high: float | None
     p_holm: float | None  # None: no spread to test against (one seed, or no variation)
     verdict: str  # "differs", "not resolvable" or "not tested"
+    detectable: float | None = None  # points a test of these seeds finds with 80% power at Holm's first step
 
 
 def leader_tests(table: pd.DataFrame, frame: pd.DataFrame, alpha: float = 0.05) -> dict:
@@ -384,12 +386,15 @@ def leader_tests(table: pd.DataFrame, frame: pd.DataFrame, alpha: float = 0.05) 
             raw[seconds] = c if not math.isnan(c.p_value) else None
         else:
             raw[seconds] = None
-        found[seconds] += (100 * (np.mean(a) - np.mean(b)),)
+        sd = stats.pooled_sd([a, b])[0] if len(a) > 1 and len(b) > 1 else 0.0
+        found[seconds] += (100 * (np.mean(a) - np.mean(b)), sd)
     testable = [s for s, c in raw.items() if c is not None]
     adjusted = dict(zip(testable, stats.holm([raw[s].p_value for s in testable]))) if testable else {}
+    level = alpha / max(1, len(testable))  # Holm's first step: the strictest level a test of the family meets
     tests = {}
-    for seconds, (lead, runner, n, delta) in found.items():
+    for seconds, (lead, runner, n, delta, sd) in found.items():
         c, p = raw[seconds], adjusted.get(seconds)
+        reach = 100 * P.minimal_detectable_effect(sd, n, 0.8, level, paired=False) if sd > 0 and n > 1 else None
         tests[seconds] = LeaderTest(
             lead,
             runner,
@@ -399,6 +404,7 @@ def leader_tests(table: pd.DataFrame, frame: pd.DataFrame, alpha: float = 0.05) 
             None if c is None else float(100 * c.ci_high),
             None if p is None else float(p),
             "not tested" if p is None else ("differs" if p < alpha else "not resolvable"),
+            reach,
         )
     return tests
 
@@ -436,14 +442,15 @@ def findings(table: pd.DataFrame, comparisons: dict, tests: pd.DataFrame, sized_
             if effect.verdict == "differs":
                 said += (
                     f", above {versus} by {effect.delta:.2f} points (95% Welch CI [{effect.ci_low:.2f}, "
-                    f"{effect.ci_high:.2f}], Holm p = {effect.p_holm:.2g})"
+                    f"{effect.ci_high:.2f}], Holm p = {effect.p_holm:.2g}, n={effect.n} seeds each)"
                 )
             elif effect.verdict == "not tested":
                 said += f", beside {versus}; with one seed the difference is not tested"
             else:
                 said += f"; against {versus} the difference is not resolvable at this budget"
                 if effect.p_holm is not None:
-                    said += f" (Holm p = {effect.p_holm:.2g})"
+                    said += f" (Holm p = {effect.p_holm:.2g}"
+                    said += f"; its seeds detect about {effect.detectable:.1f} points)" if effect.detectable else ")"
         if len(mine):
             said += f". Its test accuracy, read once: {test_mean:.2f}%" + (
                 f" (95% CI {test_ci})" if len(mine) > 1 else ""

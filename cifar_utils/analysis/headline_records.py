@@ -514,6 +514,7 @@ def architecture_record(table, tests, test_frame, frame, folders, sized_on=None,
                 _number(t.ci_high),
                 t.p_holm,
                 NOT_TESTED if t.p_holm is None else verdict_of(t.p_holm, False, alpha),
+                detectable=_number(t.detectable),
             )
         leaders.append(leader)
     return ArchitectureFindings(

@@ -6,6 +6,7 @@ import pytest
 
 from cifar_utils.analysis import architecture_comparison as AR
 from cifar_utils.analysis import stats
+from cifar_utils.analysis import stats_power as P
 from cifar_utils.errors import ConfigError
 
 BUDGETS = {30: {"seed_cnn": 1, "fast_narrow": 1}, 120: {"seed_cnn": 6, "fast_narrow": 7, "fast": 1}}
@@ -128,6 +129,8 @@ def test_leaders_are_tested_against_the_runner_up_with_holm_over_the_budgets_and
     ]
     assert [tests[s].p_holm for s in (30.0, 120.0)] == pytest.approx(list(stats.holm(raw)))
     assert tests[120.0].leader == "fast_narrow" and tests[120.0].runner_up == "seed_cnn"
+    sd = stats.pooled_sd([[0.900, 0.905, 0.910], [0.75, 0.76, 0.77]])[0]  # the reach at Holm's first step, 0.05 / 2
+    assert tests[120.0].detectable == pytest.approx(100 * P.minimal_detectable_effect(sd, 3, 0.8, 0.025, paired=False))
     test_frame = pd.DataFrame(
         {"architecture": "fast_narrow", "epochs": 7, "test_accuracy": [0.89, 0.90, 0.91], "run": ["a", "b", "c"]}
     )
@@ -145,6 +148,7 @@ def test_a_difference_the_seeds_do_not_resolve_is_not_called_one():
     table = AR.budget_table(frame, p)
     lines = AR.findings(table, AR.leader_tests(table, frame), frame.iloc[:0].assign(test_accuracy=[]))
     assert "not resolvable at this budget" in lines[0] and "above" not in lines[0]
+    assert "its seeds detect about" in lines[0]
 
 
 def test_an_excluded_architecture_is_named_with_its_measured_reason_or_a_missing_record(tmp_path):
