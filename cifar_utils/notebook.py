@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from . import paths
 from .core.config import (  # noqa: F401 (the notebooks' names for the config vocabulary)
     SMOKE_ENV,
@@ -27,6 +29,11 @@ from .core.config import (  # noqa: F401 (the notebooks' names for the config vo
 )
 from .errors import ConfigError
 from .runs import run_files
+
+# pandas cuts a cell's text after 50 characters ("nesterov True, l..."), and the executed notebook keeps only the
+# cut text, so no page style can bring it back: every notebook imports this module, so a reader sees every word,
+# and the report's CSS wraps it.
+pd.set_option("display.max_colwidth", None)
 
 
 def import_modules(names) -> list:

@@ -6,6 +6,8 @@ Each function returns a matplotlib Figure; saving is the caller's choice (`atomi
 
 from __future__ import annotations
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -117,22 +119,32 @@ def plot_reliability_pairs(name: str, sets: dict, temperature: float, n_bins: in
     return fig
 
 
+EXPLANATION_COLUMNS = 8  # images per row of the gallery: 16 in one row would be shrunk to 60% on a report page
+
+
 def plot_explanations(name: str, images, cams, saliencies, captions: list[str]):
-    """A column per image: the image, its Grad-CAM over it, its saliency map (each map scaled to its maximum)."""
+    """A column per image: the image, its Grad-CAM over it, its saliency map (each map scaled to its maximum);
+    at most EXPLANATION_COLUMNS images a row, further images in a block of three rows below."""
     n = len(images)
-    fig, axes = plt.subplots(3, max(n, 1), figsize=(1.25 * max(n, 1) + 0.8, 4.6), squeeze=False)
-    for c in range(n):
-        show_image(axes[0, c], images[c], captions[c], fontsize=7)
-        show_image(axes[1, c], images[c])
-        axes[1, c].imshow(cams[c].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1, extent=(-0.5, 31.5, 31.5, -0.5))
-        axes[2, c].imshow(saliencies[c].numpy(), cmap="magma", vmin=0, vmax=1)
-        axes[2, c].set_xticks([])
-        axes[2, c].set_yticks([])
-    for r, label in enumerate(("image", "Grad-CAM", "saliency")):
-        axes[r, 0].set_ylabel(label, fontsize=8)
-    if n == 0:
-        for ax in axes[:, 0]:
-            ax.axis("off")
-    fig.suptitle(f"{name}: Grad-CAM and saliency of the predicted class", fontsize=10)
+    cols = max(1, min(n, EXPLANATION_COLUMNS))
+    blocks = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(3 * blocks, cols, figsize=(1.3 * cols + 0.9, 4.9 * blocks), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        top, c = 3 * (i // cols), i % cols
+        image, cam, sal = axes[top, c], axes[top + 1, c], axes[top + 2, c]
+        for ax in (image, cam, sal):
+            ax.axis("on")
+        show_image(image, images[i], captions[i], fontsize=9)
+        show_image(cam, images[i])
+        cam.imshow(cams[i].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1, extent=(-0.5, 31.5, 31.5, -0.5))
+        sal.imshow(saliencies[i].numpy(), cmap="magma", vmin=0, vmax=1)
+        sal.set_xticks([])
+        sal.set_yticks([])
+    for b in range(blocks if n else 0):
+        for r, label in enumerate(("image", "Grad-CAM", "saliency")):
+            axes[3 * b + r, 0].set_ylabel(label, fontsize=10)
+    fig.suptitle(f"{name}: Grad-CAM and saliency of the predicted class", fontsize=12)
     fig.tight_layout()
     return fig

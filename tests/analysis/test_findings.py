@@ -159,3 +159,12 @@ def test_a_run_evaluated_in_another_precision_names_the_accuracy_its_record_hold
     assert findings.replay_sentence(record, "fp32", "fp32", 0.85, 200) is None
     assert findings.replay_sentence(record, "bf16", "fp32", 0.85, 100) is None
     assert findings.replay_sentence(None, "bf16", "fp32", 0.85, 200) is None
+
+
+def test_a_notebooks_tables_keep_every_word_of_a_long_cell():
+    import pandas as pd
+
+    from cifar_utils import notebook  # noqa: F401 (what every notebook imports sets the option)
+
+    text = "optimizer sgd, momentum 0.85, nesterov True, lr 1.5, weight decay 0.00133, batch size 1024"
+    assert text in pd.DataFrame({"changes in the full recipe": [text]})._repr_html_()

@@ -68,3 +68,20 @@ def test_the_figures_draw_from_the_frame(evaluated):
     ):
         assert fig.axes
         matplotlib.pyplot.close(fig)
+
+
+def test_the_explanation_gallery_wraps_so_a_report_page_shows_it_at_full_size():
+    import matplotlib.pyplot as plt
+    import torch
+
+    n = 16  # notebook 06's gallery: 2 weakest classes x 2 kinds x 4 images
+    fig = robustness_figures.plot_explanations(
+        "run", torch.rand(n, 3, 32, 32) * 255, torch.rand(n, 32, 32), torch.rand(n, 32, 32), ["cat\n→ dog (51%)"] * n
+    )
+    try:
+        width_px = fig.get_size_inches()[0] * fig.dpi
+        assert width_px <= 1234  # a report's output area at a 1280-pixel window: not shrunk, captions readable
+        titled = [ax for ax in fig.axes if ax.get_title()]
+        assert len(titled) == n and min(ax.title.get_fontsize() for ax in titled) >= 9
+    finally:
+        plt.close(fig)
