@@ -341,36 +341,39 @@ def _robustness_sentence(r: H.RobustnessFindings) -> Headline | None:
     return Headline("; ".join(parts) + ".", _report(r.NOTEBOOK), r.NOTEBOOK[:2])
 
 
+def _interval_short(i: H.Interval) -> str:
+    """'71.20% [70.10, 72.30]', or '71.20%' with one seed."""
+    return f"{i.mean:.2f}%" + (f" [{i.ci_low:.2f}, {i.ci_high:.2f}]" if i.ci_low is not None else "")
+
+
 def _leader(b: H.BudgetLeader) -> str:
-    """One budget's answer: the leader on validation, its test accuracy read once, and the runner-up only as far as
-    the test resolved it."""
+    """One budget's answer, compact: the leader on validation with its interval, its test accuracy read once, and
+    the runner-up only as far as the test resolved it."""
     epochs = f"{b.epochs} epoch{'s' if b.epochs != 1 else ''}"
-    said = f"{b.architecture} ({epochs}) leads on validation with {_interval_record(b.accuracy)}"
+    said = f"{b.budget_s:g} s: {b.architecture} ({epochs}) {_interval_short(b.accuracy)}"
     if b.test is not None:
-        said += f", test {b.test.mean:.2f}% read once"
+        said += f", test {b.test.mean:.2f}%"
+    v = b.versus_runner_up
     if b.runner_up is None:
-        return said + "; nothing else finished an epoch"
-    v, other = b.versus_runner_up, f"{b.runner_up}'s {b.runner_up_accuracy.mean:.2f}%"
+        return said + ", the only one to finish an epoch"
     if v is not None and v.verdict == H.DIFFERS:
-        return f"{said}, above {other} by {_effect(v, ' points, 95% Welch CI ')} (Holm p = {v.p_holm:.2g})"
+        return f"{said}, above {b.runner_up} by {_effect(v, ' ')} (Holm p = {v.p_holm:.2g})"
     if v is not None and v.verdict == H.NOT_TESTED:
-        return f"{said}, beside {other}; one seed, not tested"
-    return f"{said}, beside {other}: not resolvable at this budget"
+        return f"{said}, beside {b.runner_up}'s {b.runner_up_accuracy.mean:.2f}% (one seed, not tested)"
+    return f"{said}, not resolvable against {b.runner_up}'s {b.runner_up_accuracy.mean:.2f}%"
 
 
 def _architecture_sentence(r: H.ArchitectureFindings) -> Headline | None:
     if not r.budgets:
         return None
-    parts = [
-        f"within {b.budget_s:g} s no architecture finishes"
-        if b.architecture is None
-        else f"within {b.budget_s:g} s {_leader(b)}"
-        for b in r.budgets
-    ]
+    parts = [f"{b.budget_s:g} s: nothing finishes" if b.architecture is None else _leader(b) for b in r.budgets]
+    seeds = sorted({b.accuracy.n for b in r.budgets if b.accuracy is not None})
+    n = f"{seeds[0]} seeds" if len(seeds) == 1 else "seeds as stated"
     where = f" of {r.sized_on}" if r.sized_on else ""
     return Headline(
-        f"At matched training-time budgets{where} (each architecture trained for the epochs that fit, ranked on "
-        f"validation): {'; '.join(parts)}.",
+        f"At matched training-time budgets{where}, each architecture trained for the epochs that fit, the leader on "
+        f"validation ({n}, 95% t intervals; test read once; differences in points with 95% Welch CI): "
+        f"{'; '.join(parts)}.",
         _report(r.NOTEBOOK),
         r.NOTEBOOK[:2],
     )

@@ -767,8 +767,11 @@ def test_each_findings_record_gives_one_linked_sentence_and_an_absent_one_none(t
     assert "fast vs seed is not resolvable at this budget: one seed" in by_key["06"].text
     assert "19.99% -> 1.46% clean and 12.73% -> 12.75% corrupted for fast" in by_key["06"].text
     seven = by_key["07"].text
-    assert "within 60 s no architecture finishes" in seven and "budgets of a Zen 5" in seven
-    assert "not resolvable at this budget" in seven and "above" not in seven and "test 91.50% read once" in seven
+    assert "60 s: nothing finishes" in seven and "budgets of a Zen 5" in seven and "(3 seeds, 95% t intervals" in seven
+    assert (
+        "300 s: fast (4 epochs) 91.87% [90.28, 93.45], test 91.50%, not resolvable against seed_cnn's 91.47%" in seven
+    )
+    assert "above" not in seven
     assert by_key["07"].link == "reports/07_architectures.html"
     assert "2026-12-01 to 2026-12-08" in by_key["provenance"].text and "AMD EPYC, ISA class avx512_bf16" in (
         by_key["provenance"].text
