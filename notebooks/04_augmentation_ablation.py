@@ -214,8 +214,10 @@ else:
     proxy_name = f"{budget.epochs} epochs ({'confirmatory' if confirm_table is not None else 'exploratory'} round)"
     budgets_side = ablation.across_budgets(proxy_table, long_table, proxy_name, f"{ablation.LONG_EPOCHS} epochs")
     display(budgets_side)
-    long_sentence = (f"At {ablation.LONG_EPOCHS} epochs ({len(ablation.LONG_SEEDS)} seeds, Holm over "
-                     f"{len(long_table)} rows) against {proxy_name}: " + ablation.held_as_training_grows(proxy_table, long_table))
+    reach = long_table["detectable"].dropna()
+    long_sentence = (f"The longer round ({ablation.LONG_EPOCHS} epochs, {len(ablation.LONG_SEEDS)} paired seeds, Holm over "
+                     f"{len(long_table)} rows; its seeds detect {reach.min():.2f} to {reach.max():.2f} points at 80% power) "
+                     f"beside {proxy_name}. " + ablation.held_as_training_grows(proxy_table, long_table))
     display(Markdown(long_sentence))
 
 # %% [markdown]
