@@ -167,7 +167,7 @@ def _tta(group: Configuration) -> str:
     if tta == "none":
         return "no test-time augmentation in either score"
     share = group.config.get("tta_share")
-    where = f" on the least confident {share:.0%} of images" if isinstance(share, float) and share < 1 else ""
+    where = f" on {share:.0%} of images" if isinstance(share, float) and share < 1 else ""
     without = [m.get("val_accuracy_no_tta") for m in group.metrics]
     plain = (
         f"; validation {_mean_text(_points(without))} without"
@@ -321,7 +321,7 @@ def _robustness_sentence(r: H.RobustnessFindings) -> Headline | None:
         if c.verdict == H.DIFFERS:
             parts.append(f"{c.arm}: {_effect(c)} (Welch p = {c.p_holm:.2g})")
         elif c.verdict == H.NOT_TESTED:
-            parts.append(f"{c.arm} is not resolvable at this budget: one seed gives no spread to test against")
+            parts.append(f"{c.arm}: not tested (one seed each)")
         else:
             parts.append(f"{c.arm}: {_effect(c)}, not resolvable at this budget")
     if r.calibration:
@@ -371,8 +371,8 @@ def _architecture_sentence(r: H.ArchitectureFindings) -> Headline | None:
     n = f"{seeds[0]} seeds" if len(seeds) == 1 else "seeds as stated"
     where = f" of {r.sized_on}" if r.sized_on else ""
     return Headline(
-        f"At matched training-time budgets{where}, each architecture trained for the epochs that fit, the leader on "
-        f"validation ({n}, 95% t intervals; test read once; differences in points with 95% Welch CI): "
+        f"At matched training-time budgets{where} (epochs that fit; leader on validation, {n}, 95% t intervals; "
+        f"test read once; differences in points, Welch): "
         f"{'; '.join(parts)}.",
         _report(r.NOTEBOOK),
         r.NOTEBOOK[:2],
@@ -396,7 +396,8 @@ def _provenance_sentence(p: H.Provenance) -> Headline | None:
         return None
     when = p.first_date if p.first_date == p.last_date else f"{p.first_date} to {p.last_date}"
     commits = [_commit(c) for c in p.commits]
-    shown = ", ".join(commits[:6]) + (f" and {len(commits) - 6} more" if len(commits) > 6 else "")
+    # Beyond three, the count: the full list is one click away (results.md), and the first screen has no room for it.
+    shown = ", ".join(commits) if len(commits) <= 3 else f"{len(commits)} commits ({', '.join(commits[:2])}, ...)"
     machines = (
         f"one machine, {_machine(p.machines[0])}"
         if len(p.machines) == 1
@@ -407,7 +408,8 @@ def _provenance_sentence(p: H.Provenance) -> Headline | None:
     precision = " and ".join(p.precisions) or "an unrecorded precision"
     return Headline(
         f"Provenance: these answers come from {p.runs} run record{'s' if p.runs != 1 else ''} trained {when} "
-        f"at commit{'s' if len(commits) != 1 else ''} {shown or 'unrecorded'} on {machines}, in {precision}.",
+        f"at {'commit ' if len(commits) == 1 else 'commits ' if len(commits) <= 3 else ''}{shown or 'an unrecorded commit'} "
+        f"on {machines}, in {precision}.",
         RESULTS_LINK,
         "provenance",
     )
@@ -453,7 +455,9 @@ def executive_summary(groups: list[Configuration], smoke: bool = False, findings
             lines.append(line)
             provenance = provenance.merge(record.provenance)
     if (line := _provenance_sentence(provenance)) is not None:
-        lines.append(line)
+        # First, under the title: where and when the answers below were made is what a reader checks first, and it
+        # must be on the first screen however long the answers grow.
+        lines.insert(1 if smoke else 0, line)
     return lines
 
 
