@@ -280,7 +280,7 @@ def sweep_configs(budget: Budget, seeds=SWEEP_SEEDS) -> tuple[list, list[dict]]:
 def tuned_sgd_change(sweep: pd.DataFrame) -> dict:
     """The SGD arm's change with the sweep's best lr and weight decay factors (mean validation accuracy)."""
     means = sweep.groupby(["lr_factor", "wd_factor"])["val_accuracy"].mean()
-    lr_factor, wd_factor = means.idxmax()
+    lr_factor, wd_factor = (float(f) for f in means.idxmax())  # numpy scalars would make checkpoints unloadable
     base = ARMS[SGD_ARM]
     return {**base, "lr": base["lr"] * lr_factor, "weight_decay": base["weight_decay"] * wd_factor}
 

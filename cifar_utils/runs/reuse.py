@@ -197,6 +197,11 @@ def _finished_experiment_run(store: Path, config: TrainConfig) -> Decision | Non
         record = reusable_record(made_as, folder)
         if record is not None or holds_reusable_run(made_as, folder):
             return Decision(folder, made_as, reuse=True, record=record)
+        # Weights there that cannot be read (or are of another run) must not cost the records: they still say what
+        # ran, and training into this folder would replace a committed record nobody asked to replace.
+        record = reusable_record(made_as, folder, ignore_weights=True)
+        if record is not None:
+            return Decision(folder, made_as, reuse=True, record=record)
     return None
 
 
@@ -204,12 +209,13 @@ def _as_json(values: dict) -> dict:
     return json.loads(json.dumps(values, default=str))
 
 
-def reusable_record(config: TrainConfig, folder: str | Path) -> RunRecord | None:
+def reusable_record(config: TrainConfig, folder: str | Path, ignore_weights: bool = False) -> RunRecord | None:
     """The finished run of exactly `config` in `folder` from its records alone (config, history, metrics), as a
-    clone holds them without weights; None when the folder holds weights (then `holds_reusable_run` decides),
-    lacks a record, or holds another configuration or an unfinished run."""
+    clone holds them without weights; None when the folder holds weights (then `holds_reusable_run` decides;
+    `ignore_weights`: read the records anyway), lacks a record, or holds another configuration or an unfinished run."""
     folder = Path(folder)
-    if (folder / CHECKPOINT).is_file() or not all((folder / f).is_file() for f in (CONFIG, HISTORY, METRICS)):
+    weights = (folder / CHECKPOINT).is_file() and not ignore_weights
+    if weights or not all((folder / f).is_file() for f in (CONFIG, HISTORY, METRICS)):
         return None
     try:
         saved = {k: v for k, v in read_json(folder / CONFIG).items() if k != "provenance"}

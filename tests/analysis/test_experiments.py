@@ -312,6 +312,7 @@ def test_the_follow_up_rounds_train_what_they_say():
     tuned, _ = A.round_configs("sgd-tuned", budget, rows)  # the last factor pair scored best
     base = A.ARMS[A.SGD_ARM]
     assert tuned[0].lr == pytest.approx(base["lr"] * A.SWEEP_FACTORS[-1])
+    assert type(tuned[0].lr) is float and type(tuned[0].weight_decay) is float  # a checkpoint loads them safely
     assert tuned[0].weight_decay == pytest.approx(base["weight_decay"] * A.SWEEP_FACTORS[-1])
     assert {c.seed for c in tuned} == set(A.CONFIRM_SEEDS)
 
@@ -349,3 +350,14 @@ def test_the_sweep_says_what_it_chose_and_when_that_is_at_the_grids_edge():
         "The SGD sweep chose lr x1 and weight decay x2 (81.50% mean validation accuracy over 2 seeds"
     )
     assert "its weight decay sits at the grid's edge" in said and "learning rate" not in said
+
+
+def test_weights_that_cannot_be_read_never_cost_a_finished_runs_records(data, tmp_path):
+    config = E.base_config(tiny_budget(), seed=3)
+    first = E.train_runs([config], tmp_path, data)
+    folder = tmp_path / first["run"].iloc[0]
+    records = {f: (folder / f).read_bytes() for f in (run_files.CONFIG, run_files.HISTORY, run_files.METRICS)}
+    (folder / run_files.CHECKPOINT).write_bytes(b"not a checkpoint")  # e.g. one torch's weights_only load refuses
+    again = E.train_runs([config], tmp_path, data)
+    assert bool(again["reused"].iloc[0]) and again["val_accuracy"].iloc[0] == first["val_accuracy"].iloc[0]
+    assert {f: (folder / f).read_bytes() for f in records} == records  # nothing replaced
