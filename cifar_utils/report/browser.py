@@ -140,13 +140,18 @@ return blocks.filter(e => {
 """
 
 
+def _page_size(driver, width: int, height: int) -> None:
+    """Give the page itself width x height pixels: set_window_size sets the outer window, so it is grown by the
+    browser's own chrome, measured once at that size."""
+    driver.set_window_size(width, height)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
+
+
 def first_screen_text(page: str | Path, driver, size: tuple[int, int] = FIRST_SCREEN) -> list[str]:
     """What a reader sees of `page` before scrolling, in a `size` window: one string per block."""
-    driver.set_window_size(*size)
     driver.get(Path(page).resolve().as_uri())
-    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    # set_window_size sets the outer window: grow it by the browser's own chrome so the page gets `size`
-    driver.set_window_size(2 * size[0] - inner[0], 2 * size[1] - inner[1])
+    _page_size(driver, *size)
     return driver.execute_script(_VISIBLE_TEXT)
 
 
@@ -155,9 +160,7 @@ def screenshot(page: str | Path, target: str | Path, driver, width: int = 1280, 
     driver.get(Path(page).resolve().as_uri())
     if height is None:
         height = min(max(driver.execute_script("return document.documentElement.scrollHeight"), 600), 16000)
-    driver.set_window_size(width, height)
-    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
+    _page_size(driver, width, height)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if not driver.save_screenshot(str(target)):
